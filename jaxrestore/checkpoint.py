@@ -1,0 +1,78 @@
+"""Orbax checkpoints: train state + grain iterator state + config, in WORKDIR/checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grain
+import ml_collections
+import orbax.checkpoint as ocp
+
+
+def make_manager(workdir: str | Path, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+    """Keeps the last `config.keep_checkpoints`; saves are written to a temporary
+    directory and renamed when complete, so a crash never leaves a half checkpoint."""
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=config.keep_checkpoints,
+        create=True,
+        enable_async_checkpointing=True,
+        cleanup_tmp_directories=True,  # remove what a killed save left behind
+    )
+    return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options)
+
+
+def save(
+    manager: ocp.CheckpointManager,
+    step: int,
+    state: Any,
+    data_iterator: grain.DatasetIterator,
+    config: ml_collections.ConfigDict,
+) -> None:
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(data_iterator),
+            config=ocp.args.JsonSave(config.to_dict()),
+        ),
+    )
+
+
+def restore_latest(
+    manager: ocp.CheckpointManager, abstract_state: Any, data_iterator: grain.DatasetIterator
+) -> tuple[Any, int] | None:
+    """Restore the newest checkpoint into the shapes/shardings of `abstract_state`.
+
+    The data iterator is moved to the saved position in place. Returns
+    (state, step), or None when the directory holds no checkpoint.
+    """
+    step = manager.latest_step()
+    if step is None:
+        return None
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+        ),
+    )
+    return restored["state"], step
+
+
+def load_config(workdir: str | Path, step: int | None = None) -> ml_collections.ConfigDict:
+    """The config saved with a checkpoint (the newest when `step` is None)."""
+    return ml_collections.ConfigDict(_restore_item(workdir, step, "config", ocp.args.JsonRestore()))
+
+
+def load_state_tree(workdir: str | Path, step: int | None = None) -> dict:
+    """The saved train state as a plain tree of numpy arrays (no model needed)."""
+    return _restore_item(workdir, step, "state", ocp.args.StandardRestore())
+
+
+def _restore_item(workdir: str | Path, step: int | None, name: str, args) -> Any:
+    with ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints") as manager:
+        step = manager.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"{workdir}: no checkpoint")
+        return manager.restore(step, args=ocp.args.Composite(**{name: args}))[name]

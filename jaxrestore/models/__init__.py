@@ -1,0 +1,1 @@
+"""Pure linen modules: the generator (and, later, discriminator and quality predictor)."""

@@ -1,0 +1,80 @@
+"""Fully convolutional residual generator (Galteri et al., ICCV 2017 / TMM 2019).
+
+A stride-2 convolution takes the compressed image straight to half resolution,
+a trunk of residual blocks works there, and a sub-pixel (×2 depth-to-space)
+convolution returns a correction at full resolution that is added to the input
+(global skip). No feature map lives at full resolution, which keeps the
+network cheap on CPU while its receptive field covers several 8×8 JPEG
+blocks. The last convolution starts at zero, so a freshly initialised
+generator is the identity and training starts from "as good as the input".
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def depth_to_space(x: jax.Array, factor: int) -> jax.Array:
+    """Sub-pixel shuffle: [B, H, W, C·f²] -> [B, H·f, W·f, C]."""
+    b, h, w, c = x.shape
+    out_c = c // (factor * factor)
+    x = x.reshape(b, h, w, factor, factor, out_c)
+    x = x.transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h * factor, w * factor, out_c)
+
+
+class ResidualBlock(nn.Module):
+    """conv-act-conv with an identity skip; the branch is scaled for stable deep trunks."""
+
+    channels: int
+    residual_scale: float = 1.0
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="conv1")(x)
+        y = nn.leaky_relu(y, 0.2)
+        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="conv2")(y)
+        return x + self.residual_scale * y
+
+
+class Generator(nn.Module):
+    """Maps a compressed RGB image in [0, 1] (any H, W) to its restoration in [0, 1]."""
+
+    channels: int = 64
+    num_blocks: int = 16
+    residual_scale: float = 1.0
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, image: jax.Array) -> jax.Array:
+        height, width = image.shape[1:3]
+        # The stride-2 trunk needs even sizes; edge-pad odd ones and crop at the end.
+        x = jnp.pad(image, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        h = (x.astype(self.dtype) - 0.5) * 2.0
+
+        down = nn.Conv(self.channels, (4, 4), strides=(2, 2), dtype=self.dtype, name="down")(h)
+        down = nn.leaky_relu(down, 0.2)
+        trunk = down
+        for i in range(self.num_blocks):
+            trunk = ResidualBlock(
+                self.channels, self.residual_scale, dtype=self.dtype, name=f"block{i}"
+            )(trunk)
+        trunk = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="trunk_out")(trunk) + down
+        correction = nn.Conv(
+            3 * 4, (3, 3), kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
+        )(trunk)
+        restored = x + depth_to_space(correction, 2).astype(jnp.float32)
+        return restored[:, :height, :width, :]
+
+
+def make_generator(model_config) -> Generator:
+    """Build the generator from a `config.model` ConfigDict."""
+    return Generator(
+        channels=model_config.channels,
+        num_blocks=model_config.num_blocks,
+        residual_scale=model_config.residual_scale,
+        dtype=jnp.dtype(model_config.dtype),
+    )

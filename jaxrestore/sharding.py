@@ -1,0 +1,43 @@
+"""Device mesh and shardings: batches split on the `data` axis, parameters replicated."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(mesh_config) -> Mesh:
+    """A 1-D mesh over `config.mesh.data` devices (-1 = all devices of all processes)."""
+    devices = jax.devices()
+    size = len(devices) if mesh_config.data == -1 else mesh_config.data
+    if size < 1 or size > len(devices):
+        raise ValueError(f"config.mesh.data={mesh_config.data}: {len(devices)} devices available")
+    return Mesh(np.asarray(devices[:size]), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    devices = mesh.shape[DATA_AXIS]
+    if batch_size % devices:
+        raise ValueError(
+            f"config.batch_size={batch_size} does not divide over the {devices} devices of the "
+            f"'{DATA_AXIS}' mesh axis"
+        )
+
+
+def to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Assemble each process's share of the batch into global arrays on the mesh."""
+    sharding = batch_sharding(mesh)
+    return {
+        key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()
+    }

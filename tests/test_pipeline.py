@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from jaxrestore.data import degrade, pipeline, sources
+
+
+def first_batches(config, count, state=None):
+    iterator = iter(pipeline.make_train_dataset(config))
+    if state is not None:
+        iterator.set_state(state)
+    return [next(iterator) for _ in range(count)], iterator
+
+
+def test_batches_have_the_documented_layout(tiny_config):
+    (batch,), _ = first_batches(tiny_config, 1)
+    size, bs = tiny_config.data.patch_size, tiny_config.batch_size
+    assert batch["degraded"].shape == batch["target"].shape == (bs, size, size, 3)
+    assert batch["degraded"].dtype == batch["target"].dtype == np.uint8
+    assert batch["quality"].dtype == np.int32
+    assert batch["quality"].min() >= tiny_config.data.quality_min
+    assert batch["quality"].max() <= tiny_config.data.quality_max
+    # The degraded side really is the JPEG of the target at the recorded quality.
+    for degraded, target, quality in zip(batch["degraded"], batch["target"], batch["quality"]):
+        np.testing.assert_array_equal(degraded, degrade.jpeg_roundtrip(target, int(quality)))
+
+
+def test_stream_is_a_function_of_the_seed(tiny_config):
+    a, _ = first_batches(tiny_config, 3)
+    b, _ = first_batches(tiny_config, 3)
+    for x, y in zip(a, b):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    tiny_config.seed = 1
+    c, _ = first_batches(tiny_config, 3)
+    assert not np.array_equal(a[0]["target"], c[0]["target"])
+
+
+def test_iterator_state_round_trip(tiny_config):
+    batches, iterator = first_batches(tiny_config, 5)
+    state = iterator.get_state()
+    following = [next(iterator) for _ in range(3)]
+    resumed, _ = first_batches(tiny_config, 3, state=state)
+    for x, y in zip(following, resumed):
+        np.testing.assert_array_equal(x["degraded"], y["degraded"])
+        np.testing.assert_array_equal(x["quality"], y["quality"])
+    assert not np.array_equal(batches[0]["target"], following[0]["target"])
+
+
+def test_worker_processes_give_the_same_stream(tiny_config):
+    in_process, _ = first_batches(tiny_config, 3)
+    tiny_config.data.workers = 2
+    batches, iterator = first_batches(tiny_config, 3)
+    for x, y in zip(in_process, batches):
+        np.testing.assert_array_equal(x["degraded"], y["degraded"])
+    state = iterator.get_state()
+    following = next(iterator)
+    resumed, _ = first_batches(tiny_config, 1, state=state)
+    np.testing.assert_array_equal(following["target"], resumed[0]["target"])
+
+
+def test_lower_quality_degrades_more():
+    image = sources.read_image(str(sources.embedded_dir() / "astronaut.png"))
+    errors = [
+        np.abs(degrade.jpeg_roundtrip(image, q).astype(int) - image).mean() for q in (10, 40, 90)
+    ]
+    assert errors[0] > errors[1] > errors[2] > 0
+    with pytest.raises(ValueError, match="quality"):
+        degrade.jpeg_roundtrip(image, 0)
+
+
+def test_splits_are_disjoint_and_stable(tmp_path):
+    for i in range(40):
+        (tmp_path / f"img{i:02d}.png").write_bytes(b"")
+    config = type("C", (), {"source": str(tmp_path), "dir": ""})()
+    splits = sources.resolve(config)
+    assert not set(splits["train"]) & set(splits["heldout"])
+    assert 1 <= len(splits["heldout"]) < 10
+    assert splits == sources.resolve(config)

@@ -1,0 +1,125 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxrestore import checkpoint, sharding, train
+from jaxrestore.data import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_loss_falls_over_a_tiny_run(tiny_config):
+    tiny_config.optimizer.learning_rate = 3e-3
+    mesh = sharding.make_mesh(tiny_config.mesh)
+    state = train.create_train_state(tiny_config, mesh)
+    step = train.make_jitted_train_step(tiny_config, mesh)
+    batch = sharding.to_global(next(iter(pipeline.make_train_dataset(tiny_config))), mesh)
+    losses = []
+    for _ in range(25):
+        state, metrics = step(state, batch)
+        losses.append(float(metrics["loss"]))
+    assert all(np.isfinite(losses))
+    assert int(state.step) == 25
+    assert np.mean(losses[-5:]) < 0.9 * losses[0]
+    # The generator starts as the identity, so its first loss is the JPEG's loss.
+    assert abs(float(metrics["psnr_restored"]) - float(metrics["psnr_degraded"])) > 0.05
+
+
+def run_main(workdir: Path, *overrides: str) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "jaxrestore.main",
+        "--config",
+        "configs/ssim.py:tiny",
+        "--workdir",
+        str(workdir),
+        *overrides,
+    ]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=600)
+    text = output.decode()
+    assert process.returncode == 0, text[-3000:]
+    return text
+
+
+def read_metrics(workdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_train_loss(workdir: Path, total: int) -> float:
+    rows = [r for r in read_metrics(workdir) if r["step"] == total and "loss" in r]
+    assert len(rows) == 1, rows
+    return rows[0]["loss"]
+
+
+def finished_checkpoints(workdir: Path) -> list[int]:
+    directory = workdir / "checkpoints"
+    if not directory.exists():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def test_sigkill_and_rerun_resumes_exactly(tmp_path):
+    total = 40
+    overrides = (f"--config.total_steps={total}", "--config.eval.every_steps=1000")
+    clean = run_main(tmp_path / "clean", *overrides)
+    clean_log = finish(clean)
+    assert "eval step 40" in clean_log
+
+    killed_dir = tmp_path / "killed"
+    process = run_main(killed_dir, *overrides)
+    deadline = time.time() + 300
+    while not finished_checkpoints(killed_dir) and time.time() < deadline:
+        assert process.poll() is None, process.stdout.read().decode()[-3000:]
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted_at = max(finished_checkpoints(killed_dir))
+    assert interrupted_at < total, "the run ended before it could be killed"
+
+    resumed_log = finish(run_main(killed_dir, *overrides))
+    assert f"resumed from checkpoint at step {interrupted_at}" in resumed_log
+
+    clean_loss = final_train_loss(tmp_path / "clean", total)
+    resumed_loss = final_train_loss(killed_dir, total)
+    assert abs(resumed_loss - clean_loss) <= 1e-4 * abs(clean_loss)
+    clean_state = checkpoint.load_state_tree(tmp_path / "clean")
+    resumed_state = checkpoint.load_state_tree(killed_dir)
+    assert int(clean_state["step"]) == int(resumed_state["step"]) == total
+    for a, b in zip(jax.tree.leaves(clean_state), jax.tree.leaves(resumed_state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    # Steps logged after the checkpoint and run again are not duplicated.
+    steps = [r["step"] for r in read_metrics(killed_dir) if "loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == total
+
+
+def test_main_writes_metrics_and_held_out_evaluation(tmp_path, tiny_config):
+    finish(run_main(tmp_path))
+    rows = read_metrics(tmp_path)
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == list(range(2, 13, 2))
+    for key in ("loss", "ssim_loss", "l1", "grad_norm", "steps_per_second"):
+        assert all(np.isfinite(r[key]) for r in train_rows), key
+    evaluation = [r for r in rows if "eval/psnr_jpeg_q10" in r]
+    assert len(evaluation) == 1 and evaluation[0]["step"] == 12
+    row = evaluation[0]
+    for q in tiny_config.eval.qualities:
+        assert 20 < row[f"eval/psnr_jpeg_q{q}"] < 45
+        assert 0 < row[f"eval/ssim_restored_q{q}"] <= 1
+        assert np.isfinite(row[f"eval/psnr_restored_q{q}"])
+    assert row["eval/psnr_jpeg_q40"] > row["eval/psnr_jpeg_q10"] + 2
+    per_image = json.loads((tmp_path / "eval" / "step_12.json").read_text())
+    assert set(per_image) == {"coffee", "rocket"}
+    assert checkpoint.load_config(tmp_path).model.channels == tiny_config.model.channels
+    assert finished_checkpoints(tmp_path) == [4, 8, 12]
