@@ -84,7 +84,7 @@ def train_step(
     """One SSIM-stage update: (state, batch) -> (state, metrics)."""
     grad_fn = jax.value_and_grad(generator_loss, has_aux=True)
     (_, metrics), grads = grad_fn(state.params, state.apply_fn, batch, loss_config)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     return state.apply_gradients(grads=grads), metrics
 
 
@@ -103,7 +103,7 @@ class HeldOutEvaluator:
 
     Outputs are clipped and rounded to 8 bits before scoring, as a saved result
     would be; SSIM uses the skimage Gaussian convention (see `losses.ssim`).
-    The JPEG versions are made once, on the host, with the training codec.
+    The JPEG versions and their scores are computed once, on the host codec.
     """
 
     def __init__(self, config: ml_collections.ConfigDict, paths: list[str], apply_fn):
@@ -116,13 +116,28 @@ class HeldOutEvaluator:
             np.stack([degrade.jpeg_roundtrip(image, q) for q in self.qualities])
             for image in self.originals
         ]
-        self._score = jax.jit(functools.partial(_score_image, apply_fn))
+        self._restore = jax.jit(lambda params, x: losses.quantize(apply_fn({"params": params}, x)))
+        self._jpeg_scores: list[dict[str, np.ndarray]] | None = None
 
     def evaluate(self, state: TrainState) -> tuple[dict[str, float], dict[str, Any]]:
         """Returns (aggregate metrics for metrics.jsonl, per-image details)."""
+        if self._jpeg_scores is None:
+            self._jpeg_scores = [
+                jax.device_get(_fidelity(to_unit(c), o))
+                for c, o in zip(self.compressed, self.originals)
+            ]
         per_image = {}
-        for name, original, compressed in zip(self.names, self.originals, self.compressed):
-            scores = jax.device_get(self._score(state.params, compressed, original))
+        for name, original, compressed, jpeg in zip(
+            self.names, self.originals, self.compressed, self._jpeg_scores
+        ):
+            restored = self._restore(state.params, to_unit(compressed))
+            scores = {
+                **{f"{k}_jpeg": v for k, v in jpeg.items()},
+                **{
+                    f"{k}_restored": v
+                    for k, v in jax.device_get(_fidelity(restored, original)).items()
+                },
+            }
             per_image[name] = {
                 str(q): {key: float(value[i]) for key, value in scores.items()}
                 for i, q in enumerate(self.qualities)
@@ -138,16 +153,11 @@ class HeldOutEvaluator:
         return metrics, per_image
 
 
-def _score_image(apply_fn, params, compressed: jax.Array, original: jax.Array) -> dict:
-    degraded = to_unit(compressed)
-    target = jnp.broadcast_to(to_unit(original), degraded.shape)
-    restored = losses.quantize(apply_fn({"params": params}, degraded))
-    return {
-        "psnr_jpeg": losses.psnr(degraded, target),
-        "psnr_restored": losses.psnr(restored, target),
-        "ssim_jpeg": losses.ssim(degraded, target),
-        "ssim_restored": losses.ssim(restored, target),
-    }
+@jax.jit
+def _fidelity(candidate: jax.Array, original: jax.Array) -> dict[str, jax.Array]:
+    """PSNR and SSIM of a [B, H, W, 3] candidate in [0, 1] against one uint8 original."""
+    target = jnp.broadcast_to(to_unit(original), candidate.shape)
+    return {"psnr": losses.psnr(candidate, target), "ssim": losses.ssim(candidate, target)}
 
 
 class MetricsLog:
