@@ -85,6 +85,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.discriminator.sub_patch = 16  # a 4×4 grid on the 64² patch
         config.gan.l1_weight = 8.0
         config.gan.perceptual_layers = ("relu2_2",)
+        config.gan.perceptual_weight = 0.05  # relu2_2 MSE ≈ 2 on QF 10–40 JPEG patches
+        config.gan.adversarial_weight = 5e-3
         config.eval.every_steps = 300
         config.checkpoint_every_steps = 100
     elif variant == "tiny":

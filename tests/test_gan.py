@@ -130,6 +130,7 @@ def test_init_from_loads_a_stage1_generator_and_rejects_another_size(tmp_path, g
     stage1.total_steps = 4
     stage1.eval.every_steps = 100
     stage1.eval.lpips = False
+    stage1.eval.max_images = 1
     train.train_and_evaluate(stage1, tmp_path / "stage1")
     saved = checkpoint.load_state_tree(tmp_path / "stage1")["params"]
 

@@ -48,7 +48,7 @@ def test_iterator_state_round_trip(tiny_config):
 
 def test_worker_processes_give_the_same_stream(tiny_config):
     in_process, _ = first_batches(tiny_config, 3)
-    tiny_config.data.workers = 2
+    tiny_config.data.workers = 1
     batches, iterator = first_batches(tiny_config, 3)
     for x, y in zip(in_process, batches):
         np.testing.assert_array_equal(x["degraded"], y["degraded"])

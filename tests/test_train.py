@@ -85,7 +85,12 @@ RESUME_CASES = {
 def test_sigkill_and_rerun_resumes_exactly(tmp_path, case):
     config, overrides = RESUME_CASES[case]
     total = 40
-    overrides = (*overrides, "--config.eval.every_steps=1000", "--config.eval.lpips=false")
+    overrides = (
+        *overrides,
+        "--config.eval.every_steps=1000",
+        "--config.eval.lpips=false",
+        "--config.eval.max_images=1",
+    )
     clean_log = finish(run_main(tmp_path / "clean", *overrides, config=config))
     assert f"eval step {total}" in clean_log
 
