@@ -146,3 +146,13 @@ def test_init_from_loads_a_stage1_generator_and_rejects_another_size(tmp_path, g
         checkpoint.load_generator_params(tmp_path / "stage1", other.generator.params)
     with pytest.raises(FileNotFoundError, match="not a training workdir"):
         checkpoint.load_generator_params(tmp_path, other.generator.params)
+
+
+def test_r1_penalty_adds_to_the_discriminator_loss(gan_tiny):
+    mesh = sharding.make_mesh(gan_tiny.mesh)
+    state = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    batch = sharding.to_global(next(iter(pipeline.make_train_dataset(gan_tiny))), mesh)
+    plain = gan.discriminator_step(state, batch, gan_tiny.gan)[1]["d_loss"]
+    gan_tiny.gan.r1_gamma = 10.0
+    penalised = gan.discriminator_step(state, batch, gan_tiny.gan)[1]["d_loss"]
+    assert np.isfinite(float(penalised)) and float(penalised) > float(plain)

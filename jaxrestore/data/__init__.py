@@ -1,0 +1,1 @@
+"""Data: image sources, degradations (codecs) and the grain input pipeline."""

@@ -1,0 +1,100 @@
+"""The grain input pipeline: image → random patch → compress at a random quality → batch.
+
+Decoding, cropping and compression run in grain worker processes
+(`config.data.workers`; 0 keeps them in the main process). The whole stream is a
+function of `config.seed` and the step: grain derives each element's generator
+from the seed and the element's index, and the iterator state (saved with every
+checkpoint) is just a position, so a resumed run sees the very same batches.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import grain
+import numpy as np
+from absl import flags
+
+from jaxrestore.data import degrade, sources
+
+
+class CropAndCompress(grain.transforms.RandomMap):
+    """Make one training pair from an image path."""
+
+    def __init__(
+        self, patch_size: int, quality_min: int, quality_max: int, flip: bool, cache_images: int
+    ):
+        self.patch_size = patch_size
+        self.quality_min = quality_min
+        self.quality_max = quality_max
+        self.flip = flip
+        self.cache_images = cache_images
+        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    def _image(self, path: str) -> np.ndarray:
+        # Decoding a whole photo costs ~100× a patch's crop and JPEG round trip; each
+        # worker keeps the most recently used decoded images.
+        image = self._cache.get(path)
+        if image is None:
+            image = sources.read_image(path)
+            if self.cache_images > 0:
+                self._cache[path] = image
+                if len(self._cache) > self.cache_images:
+                    self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(path)
+        return image
+
+    def random_map(self, path: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        image = self._image(path)
+        height, width = image.shape[:2]
+        size = self.patch_size
+        if height < size or width < size:
+            raise ValueError(f"{path}: {width}x{height} is smaller than the {size}px patch")
+        top = int(rng.integers(0, height - size + 1))
+        left = int(rng.integers(0, width - size + 1))
+        target = image[top : top + size, left : left + size]
+        if self.flip and rng.random() < 0.5:
+            target = target[:, ::-1]
+        target = np.ascontiguousarray(target)
+        quality = int(rng.integers(self.quality_min, self.quality_max + 1))
+        return {
+            "degraded": degrade.jpeg_roundtrip(target, quality),
+            "target": target,
+            "quality": np.int32(quality),
+        }
+
+
+def make_train_dataset(
+    config, process_index: int = 0, process_count: int = 1
+) -> grain.IterDataset:
+    """The infinite training stream of this process: batches of its share of the batch."""
+    data = config.data
+    if config.batch_size % process_count:
+        raise ValueError(
+            f"config.batch_size={config.batch_size} does not divide over {process_count} processes"
+        )
+    paths = sources.resolve(data)["train"]
+    # Each process reads a disjoint slice of the images.
+    paths = paths[process_index::process_count]
+    if not paths:
+        raise ValueError(f"process {process_index}: no training images in its shard")
+    dataset = (
+        grain.MapDataset.source(paths)
+        .seed(config.seed)
+        .shuffle()
+        .repeat()
+        .random_map(
+            CropAndCompress(
+                data.patch_size, data.quality_min, data.quality_max, data.flip, data.cache_images
+            )
+        )
+        .batch(config.batch_size // process_count, drop_remainder=True)
+        .to_iter_dataset()
+    )
+    if data.workers > 0:
+        # grain's workers read absl flags; outside an absl app (tests, notebooks) use defaults.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data.workers))
+    return dataset
