@@ -73,6 +73,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.total_steps = 1_500
         config.batch_size = 16
         config.data.patch_size = 64
+        # Up to QF 60, so the model also learns to leave lightly compressed texture alone
+        # (trained on 10–40 it smoothed fine texture at QF 40; see README, Results).
+        config.data.quality_max = 60
         config.data.workers = 0  # on 2 cores a worker process only competes with the step
         config.model.channels = 32
         config.model.num_blocks = 4
