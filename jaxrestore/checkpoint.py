@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,43 @@ def save(
     )
 
 
+# Fields that fix the shapes of the saved state or the layout of the saved data
+# stream: a run cannot continue from a checkpoint written with other values.
+RESUME_FIELDS = (
+    "stage",
+    "seed",
+    "batch_size",
+    "model",
+    "discriminator",
+    "data.source",
+    "data.patch_size",
+    "data.workers",
+)
+
+
+def check_resumable(saved: dict, config: ml_collections.ConfigDict, directory: Any) -> None:
+    """Raise a one-line error naming the fields that differ from the checkpoint's config."""
+    current = config.to_dict()
+    differing = []
+    for field in RESUME_FIELDS:
+        old, new = saved, current
+        for key in field.split("."):
+            old, new = (old or {}).get(key), (new or {}).get(key)
+        if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+            differing.append(f"{field} (checkpoint {old}, now {new})")
+    if differing:
+        raise ValueError(
+            f"{directory}: cannot resume with a different "
+            + "; ".join(differing)
+            + " — keep the checkpoint's values or use another --workdir"
+        )
+
+
 def restore_latest(
-    manager: ocp.CheckpointManager, abstract_state: Any, data_iterator: grain.DatasetIterator
+    manager: ocp.CheckpointManager,
+    abstract_state: Any,
+    data_iterator: grain.DatasetIterator,
+    config: ml_collections.ConfigDict,
 ) -> tuple[Any, int] | None:
     """Restore the newest checkpoint into the shapes/shardings of `abstract_state`.
 
@@ -51,6 +87,8 @@ def restore_latest(
     step = manager.latest_step()
     if step is None:
         return None
+    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    check_resumable(restored["config"], config, manager.directory)
     restored = manager.restore(
         step,
         args=ocp.args.Composite(

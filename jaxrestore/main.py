@@ -41,7 +41,10 @@ def main(argv: list[str]) -> None:
     workdir = _WORKDIR.value or default_workdir(
         flags.FLAGS["config"].config_filename, config.variant
     )
-    train.train_and_evaluate(config, workdir)
+    try:
+        train.train_and_evaluate(config, workdir)
+    except (ValueError, FileNotFoundError) as error:  # bad config, data or workdir
+        raise SystemExit(f"jaxrestore.main: {error}") from None
 
 
 if __name__ == "__main__":

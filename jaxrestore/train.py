@@ -90,7 +90,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     data_iterator = iter(dataset)
     state, phases = build(config, mesh)
     manager = checkpoint.make_manager(workdir, config)
-    restored = checkpoint.restore_latest(manager, state, data_iterator)
+    restored = checkpoint.restore_latest(manager, state, data_iterator, config)
     start_step = 0
     if restored is not None:
         state, start_step = restored

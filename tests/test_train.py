@@ -144,3 +144,12 @@ def test_main_writes_metrics_and_held_out_evaluation(tmp_path, tiny_config):
     assert set(per_image) == {"coffee", "rocket"}
     assert checkpoint.load_config(tmp_path).model.channels == tiny_config.model.channels
     assert finished_checkpoints(tmp_path) == [4, 8, 12]
+
+    # Continuing with settings that change the saved state or data stream is refused
+    # in one line, before anything is trained or written.
+    process = run_main(tmp_path, "--config.total_steps=16", "--config.data.workers=1")
+    output = process.communicate(timeout=300)[0].decode()
+    assert process.returncode != 0
+    assert "cannot resume with a different data.workers (checkpoint 0, now 1)" in output
+    assert "Traceback" not in output
+    assert finished_checkpoints(tmp_path) == [4, 8, 12]

@@ -148,7 +148,9 @@ def _sporco_candidates(cache: Path) -> list[Candidate]:
     version = wheel.name.split("-")[1]
     dest = cache / "sporco.tree"
     with zipfile.ZipFile(wheel) as archive:
-        members = [m for m in archive.namelist() if m.startswith("sporco/data/") and m.endswith(".png")]
+        members = [
+            m for m in archive.namelist() if m.startswith("sporco/data/") and m.endswith(".png")
+        ]
         archive.extractall(dest, members)
     return [
         Candidate(

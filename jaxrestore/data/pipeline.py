@@ -65,9 +65,7 @@ class CropAndCompress(grain.transforms.RandomMap):
         }
 
 
-def make_train_dataset(
-    config, process_index: int = 0, process_count: int = 1
-) -> grain.IterDataset:
+def make_train_dataset(config, process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
     """The infinite training stream of this process: batches of its share of the batch."""
     data = config.data
     if config.batch_size % process_count:
