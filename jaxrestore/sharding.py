@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+
+
+def configure_cpu_devices(mesh_config) -> None:
+    """Ask for `mesh_config.cpu_devices` CPU devices; call before JAX starts its backends.
+
+    No effect when $JAX_NUM_CPU_DEVICES is set (e.g. by launch/local_multiprocess.sh) or
+    on accelerators, whose devices are unaffected."""
+    count = mesh_config.get("cpu_devices", 0)
+    if count and not os.environ.get("JAX_NUM_CPU_DEVICES"):
+        jax.config.update("jax_num_cpu_devices", int(count))
 
 
 def make_mesh(mesh_config) -> Mesh:
@@ -18,6 +30,14 @@ def make_mesh(mesh_config) -> Mesh:
     size = len(devices) if mesh_config.data == -1 else mesh_config.data
     if size < 1 or size > len(devices):
         raise ValueError(f"config.mesh.data={mesh_config.data}: {len(devices)} devices available")
+    if size == len(devices):
+        # All devices, ordered by the physical topology where there is one (TPU, GPU).
+        return Mesh(mesh_utils.create_device_mesh((size,), devices), (DATA_AXIS,))
+    if jax.process_count() > 1:
+        raise ValueError(
+            f"config.mesh.data={mesh_config.data}: a multi-process run uses all "
+            f"{len(devices)} devices (set -1)"
+        )
     return Mesh(np.asarray(devices[:size]), (DATA_AXIS,))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
 from jaxrestore import checkpoint, gan, sharding, steps
 from jaxrestore.data import pipeline, sources
@@ -24,25 +25,34 @@ from jaxrestore.heldout import HeldOutEvaluator
 
 
 class MetricsLog:
-    """WORKDIR/metrics.jsonl: one JSON object per logged step (process 0 only)."""
+    """WORKDIR/metrics.jsonl: one JSON object per logged step (process 0 only).
 
-    def __init__(self, workdir: Path, resume_step: int, enabled: bool):
+    Appended to locally; rewritten whole on object stores, which cannot append."""
+
+    def __init__(self, workdir: epath.Path, resume_step: int, enabled: bool):
         self.path = workdir / "metrics.jsonl"
         self.enabled = enabled
+        self.appendable = "://" not in str(self.path)
+        self.lines: list[str] = []
         if enabled and self.path.exists():
             # Steps after the restored checkpoint are about to be run again.
-            kept = [
+            self.lines = [
                 line
                 for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] <= resume_step
             ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            self.path.write_text("".join(line + "\n" for line in self.lines))
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        line = json.dumps({"step": step, **metrics})
+        self.lines.append(line)
+        if self.appendable:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        else:
+            self.path.write_text("".join(line + "\n" for line in self.lines))
 
 
 def _format_duration(seconds: float) -> str:
@@ -80,13 +90,14 @@ def build(config: ml_collections.ConfigDict, mesh) -> tuple[object, list[tuple[i
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
     """Train (resuming from the newest checkpoint in WORKDIR) and return the last metrics."""
-    workdir = Path(workdir)
+    workdir = checkpoint.as_dir(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     is_chief = jax.process_index() == 0
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(config.batch_size, mesh)
 
     dataset = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
+    _record_data_shard(workdir, config)
     data_iterator = iter(dataset)
     state, phases = build(config, mesh)
     manager = checkpoint.make_manager(workdir, config)
@@ -96,7 +107,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         state, start_step = restored
         _log(is_chief, f"resumed from checkpoint at step {start_step} in {workdir}")
     elif config.get("init_from"):
-        params = checkpoint.load_generator_params(config.init_from, state.generator.params)
+        params = checkpoint.load_generator_params(config.init_from, generator_state(state).params)
         state = gan.with_generator_params(state, params)
         _log(is_chief, f"generator initialised from {config.init_from}")
     metrics_log = MetricsLog(workdir, start_step, is_chief)
@@ -108,7 +119,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         eval_metrics, per_image = evaluator.evaluate(generator_state(state).params)
         metrics_log.write(step, eval_metrics)
         if is_chief:
-            (workdir / "eval").mkdir(exist_ok=True)
+            (workdir / "eval").mkdir(parents=True, exist_ok=True)
             (workdir / "eval" / f"step_{step}.json").write_text(json.dumps(per_image, indent=1))
         _log(is_chief, evaluator.summary(step, eval_metrics))
         return eval_metrics
@@ -148,6 +159,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     manager.wait_until_finished()
     manager.close()
     return last
+
+
+def _record_data_shard(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+    """WORKDIR/data_shards/process_I-of-N.json: the training images this process reads."""
+    index, count = jax.process_index(), jax.process_count()
+    num_images = len(sources.resolve(config.data)["train"])
+    record = {
+        "source": config.data.source,
+        "process_index": index,
+        "process_count": count,
+        "num_images": num_images,
+        "indices": pipeline.process_shard(num_images, index, count),
+    }
+    directory = workdir / "data_shards"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"process_{index}-of-{count}.json").write_text(json.dumps(record))
 
 
 def _mean_metrics(history: list[dict[str, np.ndarray]]) -> dict[str, float]:

@@ -73,6 +73,7 @@ def test_splits_are_disjoint_and_stable(tmp_path):
         (tmp_path / f"img{i:02d}.png").write_bytes(b"")
     config = type("C", (), {"source": str(tmp_path), "dir": ""})()
     splits = sources.resolve(config)
-    assert not set(splits["train"]) & set(splits["heldout"])
-    assert 1 <= len(splits["heldout"]) < 10
+    train, heldout = set(splits["train"].paths), set(splits["heldout"].paths)
+    assert not train & heldout and len(train | heldout) == 40
+    assert 1 <= len(heldout) < 10
     assert splits == sources.resolve(config)

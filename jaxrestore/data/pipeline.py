@@ -19,38 +19,46 @@ from jaxrestore.data import degrade, sources
 
 
 class CropAndCompress(grain.transforms.RandomMap):
-    """Make one training pair from an image path."""
+    """Make one training pair from the index of an image in `images`."""
 
     def __init__(
-        self, patch_size: int, quality_min: int, quality_max: int, flip: bool, cache_images: int
+        self,
+        images: sources.ImageSet,
+        patch_size: int,
+        quality_min: int,
+        quality_max: int,
+        flip: bool,
+        cache_images: int,
     ):
+        self.images = images
         self.patch_size = patch_size
         self.quality_min = quality_min
         self.quality_max = quality_max
         self.flip = flip
         self.cache_images = cache_images
-        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
 
-    def _image(self, path: str) -> np.ndarray:
+    def _image(self, index: int) -> np.ndarray:
         # Decoding a whole photo costs ~100× a patch's crop and JPEG round trip; each
         # worker keeps the most recently used decoded images.
-        image = self._cache.get(path)
+        image = self._cache.get(index)
         if image is None:
-            image = sources.read_image(path)
+            image = self.images.load(index)
             if self.cache_images > 0:
-                self._cache[path] = image
+                self._cache[index] = image
                 if len(self._cache) > self.cache_images:
                     self._cache.popitem(last=False)
         else:
-            self._cache.move_to_end(path)
+            self._cache.move_to_end(index)
         return image
 
-    def random_map(self, path: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image = self._image(path)
+    def random_map(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        image = self._image(int(index))
         height, width = image.shape[:2]
         size = self.patch_size
         if height < size or width < size:
-            raise ValueError(f"{path}: {width}x{height} is smaller than the {size}px patch")
+            name = self.images.name(int(index))
+            raise ValueError(f"{name}: {width}x{height} is smaller than the {size}px patch")
         top = int(rng.integers(0, height - size + 1))
         left = int(rng.integers(0, width - size + 1))
         target = image[top : top + size, left : left + size]
@@ -65,6 +73,11 @@ class CropAndCompress(grain.transforms.RandomMap):
         }
 
 
+def process_shard(num_images: int, process_index: int, process_count: int) -> list[int]:
+    """Indices of the training images process `process_index` reads (disjoint slices)."""
+    return list(range(process_index, num_images, process_count))
+
+
 def make_train_dataset(config, process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
     """The infinite training stream of this process: batches of its share of the batch."""
     data = config.data
@@ -72,19 +85,24 @@ def make_train_dataset(config, process_index: int = 0, process_count: int = 1) -
         raise ValueError(
             f"config.batch_size={config.batch_size} does not divide over {process_count} processes"
         )
-    paths = sources.resolve(data)["train"]
+    images = sources.resolve(data)["train"]
     # Each process reads a disjoint slice of the images.
-    paths = paths[process_index::process_count]
-    if not paths:
+    shard = process_shard(len(images), process_index, process_count)
+    if not shard:
         raise ValueError(f"process {process_index}: no training images in its shard")
     dataset = (
-        grain.MapDataset.source(paths)
+        grain.MapDataset.source(shard)
         .seed(config.seed)
         .shuffle()
         .repeat()
         .random_map(
             CropAndCompress(
-                data.patch_size, data.quality_min, data.quality_max, data.flip, data.cache_images
+                images,
+                data.patch_size,
+                data.quality_min,
+                data.quality_max,
+                data.flip,
+                data.cache_images,
             )
         )
         .batch(config.batch_size // process_count, drop_remainder=True)

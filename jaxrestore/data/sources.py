@@ -1,8 +1,18 @@
-"""Image sources: the assembled photo set, the embedded fallback, or a folder.
+"""Image sources: the assembled photo set, the embedded fallback, a folder, or TFDS.
 
-A source is resolved to two lists of image paths, `train` and `heldout`. The
-held-out split is fixed by image (never by patch) so evaluation always sees
-photographs the model was never trained on.
+A source resolves to two image sets, `train` and `heldout`: random-access
+sequences of uint8 RGB photos (`load(i)`) with a name each. The held-out split
+is fixed by image (never by patch) so evaluation always sees photographs the
+model was never trained on.
+
+`config.data.source`:
+  'photos'        the set `python -m jaxrestore.data.assemble` writes (config.data.dir)
+  'embedded'      scikit-image's bundled colour photos (tests, no download)
+  a folder        every image below it; held out by a hash of the relative path
+  'tfds:NAME'     a TFDS dataset read with `tfds.data_source` (array_record, random
+                  access, no TensorFlow), e.g. one packed by `jaxrestore.data.tfds_pack`;
+                  config.data.dir is its data_dir (a local path or a bucket URL),
+                  splits config.data.train_split / config.data.heldout_split
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +54,110 @@ def embedded_dir() -> Path:
     return Path(skimage.data.__file__).parent
 
 
-def _photo_set(root: Path) -> dict[str, list[str]]:
+class ImageSet:
+    """A random-access set of photos: `len`, `load(i)` (uint8 RGB [H, W, 3]), `name(i)`."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def name(self, index: int) -> str:
+        raise NotImplementedError
+
+    def select(self, indices: Sequence[int]) -> ImageSet:
+        """The images at `indices`, as an image set."""
+        return _Selection(self, list(indices))
+
+
+class _Selection(ImageSet):
+    def __init__(self, base: ImageSet, indices: list[int]):
+        self.base, self.indices = base, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, index: int) -> np.ndarray:
+        return self.base.load(self.indices[index])
+
+    def name(self, index: int) -> str:
+        return self.base.name(self.indices[index])
+
+
+class FileImages(ImageSet):
+    """Image files on disk."""
+
+    def __init__(self, paths: Sequence[str]):
+        self.paths = [str(p) for p in paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> np.ndarray:
+        return read_image(self.paths[index])
+
+    def name(self, index: int) -> str:
+        return Path(self.paths[index]).stem
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FileImages) and self.paths == other.paths
+
+
+class TfdsImages(ImageSet):
+    """One split of a TFDS dataset, read through `tfds.data_source` (array_record)."""
+
+    def __init__(self, name: str, split: str, data_dir: str | None, image_key: str = "image"):
+        self.dataset, self.split, self.data_dir, self.image_key = name, split, data_dir, image_key
+        self._source = None
+
+    def __getstate__(self) -> dict:
+        # grain workers get a pickled copy: they reopen the files themselves.
+        return {**self.__dict__, "_source": None}
+
+    @property
+    def source(self):
+        if self._source is None:
+            self._source = open_tfds(self.dataset, self.split, self.data_dir)
+        return self._source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _record(self, index: int) -> dict:
+        record = self.source[index]
+        if self.image_key not in record:
+            raise ValueError(
+                f"tfds:{self.dataset}: records have no {self.image_key!r} feature "
+                f"(features: {', '.join(record)}); set config.data.image_key"
+            )
+        return record
+
+    def load(self, index: int) -> np.ndarray:
+        return as_rgb8(self._record(index)[self.image_key], f"tfds:{self.dataset}[{index}]")
+
+    def name(self, index: int) -> str:
+        value = self._record(index).get("name")
+        if isinstance(value, bytes):
+            value = value.decode()
+        return str(value) if value else f"{self.split}_{index:06d}"
+
+
+def open_tfds(name: str, split: str, data_dir: str | None):
+    """`tfds.data_source` with a one-line error when the dataset or split is missing."""
+    import tensorflow_datasets as tfds
+
+    from jaxrestore.data import tfds_pack  # noqa: F401  registers the project's builder
+
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir or None)
+    except Exception as error:  # tfds raises many types; the message is what matters
+        where = data_dir or os.environ.get("TFDS_DATA_DIR") or "the default TFDS data_dir"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"tfds:{name} split {split!r} in {where}: {reason}") from None
+
+
+def resolve_photo_set(root: Path) -> dict[str, ImageSet]:
     manifest_path = root / "manifest.json"
     if not manifest_path.exists():
         raise FileNotFoundError(
@@ -53,40 +167,68 @@ def _photo_set(root: Path) -> dict[str, list[str]]:
     splits: dict[str, list[str]] = {"train": [], "heldout": []}
     for entry in manifest["images"]:
         splits[entry["split"]].append(str(root / entry["file"]))
-    return splits
+    return {split: FileImages(paths) for split, paths in splits.items()}
 
 
-def _folder(root: Path) -> dict[str, list[str]]:
+def folder_splits(root: Path) -> dict[str, list[Path]]:
+    """Every image file below `root`, split by a hash of its relative path."""
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    splits: dict[str, list[str]] = {"train": [], "heldout": []}
+    splits: dict[str, list[Path]] = {"train": [], "heldout": []}
     for path in files:
-        rel = str(path.relative_to(root))
-        splits["heldout" if is_heldout(rel) else "train"].append(str(path))
+        splits["heldout" if is_heldout(str(path.relative_to(root))) else "train"].append(path)
     return splits
 
 
-def resolve(data_config) -> dict[str, list[str]]:
-    """Return {'train': [...], 'heldout': [...]} image paths for `config.data`."""
+def resolve(data_config) -> dict[str, ImageSet]:
+    """Return {'train': ImageSet, 'heldout': ImageSet} for `config.data`."""
     source = data_config.source
     if source == "embedded":
         root = embedded_dir()
         return {
-            "train": [str(root / n) for n in EMBEDDED_TRAIN],
-            "heldout": [str(root / n) for n in EMBEDDED_HELDOUT],
+            "train": FileImages([root / n for n in EMBEDDED_TRAIN]),
+            "heldout": FileImages([root / n for n in EMBEDDED_HELDOUT]),
         }
     if source == "photos":
-        return _photo_set(Path(data_config.dir) if data_config.dir else default_data_dir())
+        return resolve_photo_set(Path(data_config.dir) if data_config.dir else default_data_dir())
+    if source.startswith("tfds:"):
+        name = source.removeprefix("tfds:")
+        data_dir = data_config.dir or None
+        image_key = getattr(data_config, "image_key", "image")
+        return {
+            split: TfdsImages(name, getattr(data_config, field, split), data_dir, image_key)
+            for split, field in (("train", "train_split"), ("heldout", "heldout_split"))
+        }
     path = Path(source).expanduser()
     if path.is_dir():
-        return _folder(path)
+        return {split: FileImages(paths) for split, paths in folder_splits(path).items()}
     raise ValueError(
-        f"config.data.source={source!r}: expected 'photos', 'embedded' or an image folder"
+        f"config.data.source={source!r}: expected 'photos', 'embedded', an image folder "
+        "or 'tfds:NAME'"
     )
+
+
+def as_rgb8(array: np.ndarray, what: str) -> np.ndarray:
+    """uint8 RGB [H, W, 3] from a decoded grey, grey+alpha, RGB or RGBA uint8 array."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"{what}: {array.dtype} pixels; expected 8-bit images")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"{what}: image of shape {array.shape}; expected [H, W, 1–4]")
+    if array.shape[-1] in (2, 4):  # drop alpha
+        array = array[..., :-1]
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array)
 
 
 def read_image(path: str) -> np.ndarray:
     """Decode an image file to uint8 RGB [H, W, 3]."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot decode image ({error})") from None
