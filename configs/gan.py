@@ -73,8 +73,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.eval.at_start = True
 
     if variant == "cpu":
-        config.warmup_steps = 1_500  # as configs/ssim.py:cpu
-        config.adversarial_steps = 300
+        config.warmup_steps = 2_800  # as configs/ssim.py:cpu
+        config.adversarial_steps = 500
         config.batch_size = 8
         config.optimizer.learning_rate = 2e-4
         config.optimizer.warmup_steps = 20
@@ -87,7 +87,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.gan.perceptual_layers = ("relu2_2",)
         config.gan.perceptual_weight = 0.05  # relu2_2 MSE ≈ 2 on QF 10–40 JPEG patches
         config.gan.adversarial_weight = 5e-3
-        config.eval.every_steps = 300
+        config.eval.every_steps = 500
         config.checkpoint_every_steps = 100
     elif variant == "tiny":
         config.warmup_steps = 4
