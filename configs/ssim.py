@@ -39,7 +39,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.patch_size = 128
     config.data.quality_min = 10
     config.data.quality_max = 40
-    config.data.flip = True
+    config.data.flip = True  # random horizontal flips
+    config.data.rotate = False  # random 90° rotations (with flips: all 8 orientations)
     config.data.workers = 8
     config.data.cache_images = 512  # decoded images each worker keeps
 

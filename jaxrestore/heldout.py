@@ -51,31 +51,27 @@ class HeldOutEvaluator:
         self._restore = jax.jit(lambda params, x: losses.quantize(apply_fn({"params": params}, x)))
         self._jpeg_scores: list[dict[str, np.ndarray]] | None = None
 
-    def _scores(self, candidate: jax.Array, original: np.ndarray) -> dict[str, np.ndarray]:
+    def _scores(self, candidate: jax.Array, original: np.ndarray) -> dict[str, jax.Array]:
         scores = _fidelity(candidate, original)
         if self.with_lpips:
             scores["lpips"] = _lpips(candidate, original)
-        return jax.device_get(scores)
+        return scores
 
     def evaluate(self, generator_params: Any) -> tuple[dict[str, float], dict[str, Any]]:
         """Returns (aggregate metrics for metrics.jsonl, per-image details)."""
-        # One local copy of the (replicated) params: scoring runs on one device and
-        # needs no other process.
-        leaves = jax.tree.leaves(generator_params)
-        device = leaves[0].addressable_shards[0].device
-        params = jax.tree.map(lambda x: _local_copy(x, device), generator_params)
+        # Each of this process's devices gets its own copy of the (replicated) params
+        # and a share of the images; dispatch is asynchronous, so one wave of images
+        # (one per device) runs concurrently, and no other process is involved.
+        devices = [s.device for s in jax.tree.leaves(generator_params)[0].addressable_shards]
+        params = {d: _local_params(generator_params, d) for d in devices}
         if self._jpeg_scores is None:
-            self._jpeg_scores = [
-                self._scores(jax.device_put(to_unit(c), device), o)
-                for c, o in zip(self.compressed, self.originals)
-            ]
+            self._jpeg_scores = self._in_waves(devices, lambda x, d: x)
+        restored = self._in_waves(devices, lambda x, d: self._restore(params[d], x))
         rows = []
-        for original, compressed, jpeg in zip(self.originals, self.compressed, self._jpeg_scores):
-            x = jax.device_put(to_unit(compressed), device)
-            restored = self._scores(self._restore(params, x), original)
+        for jpeg, ours in zip(self._jpeg_scores, restored):
             scores = {
                 **{f"{k}_jpeg": v for k, v in jpeg.items()},
-                **{f"{k}_restored": v for k, v in restored.items()},
+                **{f"{k}_restored": v for k, v in ours.items()},
             }
             rows.append(np.stack([scores[k] for k in self.keys], axis=-1))  # [qualities, keys]
         table = self._gather(rows)
@@ -95,6 +91,19 @@ class HeldOutEvaluator:
             metrics[f"eval/psnr_gain_q{q}"] = float(np.mean(gains))
             metrics[f"eval/worst_psnr_gain_q{q}"] = float(np.min(gains))
         return metrics, per_image
+
+    def _in_waves(self, devices: list, candidate_fn) -> list[dict[str, np.ndarray]]:
+        """Scores of `candidate_fn(compressed on device, device)` for each image."""
+        results = []
+        for start in range(0, len(self.originals), len(devices)):
+            wave = []
+            for device, original, compressed in zip(
+                devices, self.originals[start:], self.compressed[start:]
+            ):
+                x = to_unit(jax.device_put(compressed, device))
+                wave.append(self._scores(candidate_fn(x, device), original))
+            results += jax.device_get(wave)
+        return results
 
     def _gather(self, rows: list[np.ndarray]) -> np.ndarray:
         """[images, qualities, keys] scores of every image, from every process."""
@@ -137,6 +146,10 @@ def _fidelity(candidate: jax.Array, original: jax.Array) -> dict[str, jax.Array]
 @jax.jit
 def _lpips(candidate: jax.Array, original: jax.Array) -> jax.Array:
     return perceptual.lpips(candidate, _target(candidate, original))
+
+
+def _local_params(params: Any, device) -> Any:
+    return jax.tree.map(lambda x: _local_copy(x, device), params)
 
 
 def _local_copy(array: jax.Array, device) -> jax.Array:

@@ -29,12 +29,14 @@ class CropAndCompress(grain.transforms.RandomMap):
         quality_max: int,
         flip: bool,
         cache_images: int,
+        rotate: bool = False,
     ):
         self.images = images
         self.patch_size = patch_size
         self.quality_min = quality_min
         self.quality_max = quality_max
         self.flip = flip
+        self.rotate = rotate
         self.cache_images = cache_images
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
 
@@ -64,6 +66,8 @@ class CropAndCompress(grain.transforms.RandomMap):
         target = image[top : top + size, left : left + size]
         if self.flip and rng.random() < 0.5:
             target = target[:, ::-1]
+        if self.rotate:  # with flips: all 8 orientations of the square patch
+            target = np.rot90(target, k=int(rng.integers(0, 4)))
         target = np.ascontiguousarray(target)
         quality = int(rng.integers(self.quality_min, self.quality_max + 1))
         return {
@@ -103,6 +107,7 @@ def make_train_dataset(config, process_index: int = 0, process_count: int = 1) -
                 data.quality_max,
                 data.flip,
                 data.cache_images,
+                data.get("rotate", False),
             )
         )
         .batch(config.batch_size // process_count, drop_remainder=True)
