@@ -77,3 +77,35 @@ def test_splits_are_disjoint_and_stable(tmp_path):
     assert not train & heldout and len(train | heldout) == 40
     assert 1 <= len(heldout) < 10
     assert splits == sources.resolve(config)
+
+
+def test_rotation_gives_all_orientations_and_flip_mirrors():
+    # A ramp that rises left to right: every orientation of a patch shows it rising
+    # in a different direction (→ ← ↓ ↑).
+    ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8)[None, :, None], (64, 1, 3))
+
+    class Ramp(sources.ImageSet):
+        def __len__(self):
+            return 1
+
+        def load(self, index):
+            return ramp
+
+        def name(self, index):
+            return "ramp"
+
+    def directions(flip, rotate):
+        transform = pipeline.CropAndCompress(Ramp(), 32, 90, 90, flip, 0, rotate)
+        found = set()
+        for seed in range(40):
+            target = transform.random_map(0, np.random.default_rng(seed))["target"]
+            rows, cols = (
+                np.diff(target[..., 0].astype(int), axis=0),
+                np.diff(target[..., 0].astype(int), axis=1),
+            )
+            found.add((int(np.sign(rows.sum())), int(np.sign(cols.sum()))))
+        return found
+
+    assert directions(False, False) == {(0, 1)}
+    assert directions(True, False) == {(0, 1), (0, -1)}
+    assert directions(True, True) == {(0, 1), (0, -1), (1, 0), (-1, 0)}
