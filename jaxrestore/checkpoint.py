@@ -7,7 +7,6 @@ must see the same directory).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,13 +146,7 @@ def load_state_tree(workdir: str | Path, step: int | None = None) -> dict:
         metadata,
         is_leaf=lambda leaf: hasattr(leaf, "shape"),
     )
-    return jax.device_get(_as_dicts(checkpointer.restore(directory, abstract)))
-
-
-def _as_dicts(tree: Any) -> Any:
-    if isinstance(tree, Mapping):
-        return {key: _as_dicts(value) for key, value in tree.items()}
-    return tree
+    return jax.device_get(checkpointer.restore(directory, abstract))
 
 
 def _step_dir(workdir: str | Path, step: int | None) -> epath.Path:

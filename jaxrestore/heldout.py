@@ -6,9 +6,9 @@ would be. PSNR on RGB; SSIM on RGB with skimage's Gaussian convention (see
 `config.eval.lpips`. The JPEG versions (host codec, as in training) and their
 scores are computed once.
 
-With several processes each scores its own share of the images on its first
-local device, and the per-image scores are gathered, so every process returns
-the same metrics.
+Each process scores its own share of the images, spread over its devices (one
+image per device at a time), and the per-image scores are gathered, so every
+process returns the same metrics.
 """
 
 from __future__ import annotations

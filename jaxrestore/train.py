@@ -96,8 +96,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(config.batch_size, mesh)
 
-    dataset = pipeline.make_train_dataset(config, jax.process_index(), jax.process_count())
-    _record_data_shard(workdir, config)
+    splits = sources.resolve(config.data)
+    dataset = pipeline.make_train_dataset(
+        config, jax.process_index(), jax.process_count(), splits["train"]
+    )
+    _record_data_shard(workdir, config, len(splits["train"]))
     data_iterator = iter(dataset)
     state, phases = build(config, mesh)
     manager = checkpoint.make_manager(workdir, config)
@@ -111,9 +114,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         state = gan.with_generator_params(state, params)
         _log(is_chief, f"generator initialised from {config.init_from}")
     metrics_log = MetricsLog(workdir, start_step, is_chief)
-    evaluator = HeldOutEvaluator(
-        config, sources.resolve(config.data)["heldout"], generator_state(state).apply_fn
-    )
+    evaluator = HeldOutEvaluator(config, splits["heldout"], generator_state(state).apply_fn)
 
     def evaluate(step: int) -> dict[str, float]:
         eval_metrics, per_image = evaluator.evaluate(generator_state(state).params)
@@ -161,10 +162,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     return last
 
 
-def _record_data_shard(workdir: epath.Path, config: ml_collections.ConfigDict) -> None:
+def _record_data_shard(
+    workdir: epath.Path, config: ml_collections.ConfigDict, num_images: int
+) -> None:
     """WORKDIR/data_shards/process_I-of-N.json: the training images this process reads."""
     index, count = jax.process_index(), jax.process_count()
-    num_images = len(sources.resolve(config.data)["train"])
     record = {
         "source": config.data.source,
         "process_index": index,

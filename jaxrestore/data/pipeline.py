@@ -82,14 +82,22 @@ def process_shard(num_images: int, process_index: int, process_count: int) -> li
     return list(range(process_index, num_images, process_count))
 
 
-def make_train_dataset(config, process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
-    """The infinite training stream of this process: batches of its share of the batch."""
+def make_train_dataset(
+    config,
+    process_index: int = 0,
+    process_count: int = 1,
+    images: sources.ImageSet | None = None,
+) -> grain.IterDataset:
+    """The infinite training stream of this process: batches of its share of the batch.
+
+    `images`: the training split of `config.data`, when the caller has resolved it."""
     data = config.data
     if config.batch_size % process_count:
         raise ValueError(
             f"config.batch_size={config.batch_size} does not divide over {process_count} processes"
         )
-    images = sources.resolve(data)["train"]
+    if images is None:
+        images = sources.resolve(data)["train"]
     # Each process reads a disjoint slice of the images.
     shard = process_shard(len(images), process_index, process_count)
     if not shard:
@@ -107,7 +115,7 @@ def make_train_dataset(config, process_index: int = 0, process_count: int = 1) -
                 data.quality_max,
                 data.flip,
                 data.cache_images,
-                data.get("rotate", False),
+                data.rotate,
             )
         )
         .batch(config.batch_size // process_count, drop_remainder=True)
