@@ -37,8 +37,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.heldout_split = "heldout"
     config.data.image_key = "image"
     config.data.patch_size = 128
-    config.data.quality_min = 10
+    # Degradations drawn per sample: 'kind[:weight],...' of jpeg (single JPEG,
+    # 4:2:0), chroma (JPEG with 4:4:4/4:2:2/4:2:0), double_jpeg (two qualities,
+    # shifted grids), h264 / mpeg2 (one intra-coded frame), h264_clip / mpeg2_clip
+    # (an inter-coded frame of a short clip cut from config.data.videos).
+    config.data.degradations = "jpeg"
+    config.data.quality_min = 10  # JPEG QF range (both qualities of double JPEG)
     config.data.quality_max = 40
+    config.data.crf_min = 20  # H.264 constant rate factor range
+    config.data.crf_max = 45
+    config.data.mpeg2_min = 2  # MPEG-2 quantiser scale range
+    config.data.mpeg2_max = 31
+    config.data.clip_frames = 6  # frames per clip of the *_clip degradations
+    config.data.videos = ""  # clip folder ('' = the assembled set's videos/)
     config.data.flip = True  # random horizontal flips
     config.data.rotate = False  # random 90° rotations (with flips: all 8 orientations)
     config.data.workers = 8
@@ -49,6 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.num_blocks = 16
     config.model.residual_scale = 1.0
     config.model.dtype = "float32"  # compute dtype; params stay float32
+    # Condition on the input's JPEG-scale quality (FiLM in every residual block); the
+    # restore command estimates it with the quality predictor unless given.
+    config.model.conditioned = False
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.learning_rate = 2e-4
@@ -102,6 +116,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.eval.every_steps = 2_800  # ~1 minute per pass over the held-out photos
         config.log_every_steps = 50
         config.checkpoint_every_steps = 250
+    elif variant in ("universal", "universal_cpu"):
+        # One model for any quality: conditioned on QF, trained on QF 5–95 with single
+        # and double JPEG and the chroma subsampling variants.
+        config.data.degradations = "jpeg:6,double_jpeg:2,chroma:2"
+        config.data.quality_min = 5
+        config.data.quality_max = 95
+        config.model.conditioned = True
+        config.eval.qualities = (5, 10, 20, 30, 40, 60, 90)
+        if variant == "universal_cpu":
+            _cpu_sizes(config)
+            config.data.quality_min, config.data.quality_max = 5, 95
+    elif variant in ("h264", "h264_cpu"):
+        # Video: H.264 on single frames and on clips (inter frames), with some JPEG.
+        config.data.degradations = "h264:2,h264_clip:4,jpeg:1"
+        config.data.crf_min = 25
+        config.data.crf_max = 45
+        config.model.conditioned = True
+        if variant == "h264_cpu":
+            _cpu_sizes(config)
+            config.data.workers = 2  # H.264 encodes cost ~1 ms per patch frame
     elif variant == "tiny":
         # Seconds on 2 cores, embedded images: tests and smoke runs.
         config.total_steps = 12
@@ -118,5 +152,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.log_every_steps = 2
         config.checkpoint_every_steps = 4
     elif variant != "default":
-        raise ValueError(f"configs/ssim.py: unknown variant {variant!r} (default, cpu, tiny)")
+        raise ValueError(
+            f"configs/ssim.py: unknown variant {variant!r} "
+            "(default, cpu, universal, universal_cpu, h264, h264_cpu, tiny)"
+        )
     return config
+
+
+def _cpu_sizes(config: ml_collections.ConfigDict) -> None:
+    """The `cpu` variant's model, patch, batch and schedule (2 CPU cores)."""
+    cpu = get_config("cpu")
+    for field in ("total_steps", "batch_size", "log_every_steps", "checkpoint_every_steps"):
+        config[field] = cpu[field]
+    config.data.patch_size = cpu.data.patch_size
+    config.data.rotate = cpu.data.rotate
+    config.data.workers = cpu.data.workers
+    config.mesh.cpu_devices = cpu.mesh.cpu_devices
+    config.model.channels = cpu.model.channels
+    config.model.num_blocks = cpu.model.num_blocks
+    config.optimizer.learning_rate = cpu.optimizer.learning_rate
+    config.optimizer.warmup_steps = cpu.optimizer.warmup_steps
+    config.loss.l1_weight = cpu.loss.l1_weight
+    config.eval.every_steps = cpu.eval.every_steps

@@ -45,7 +45,7 @@ def create_gan_state(
         return GanState(
             generator=TrainState.create(
                 apply_fn=generator.apply,
-                params=generator.init(g_rng, patch)["params"],
+                params=generator.init(g_rng, patch, jnp.full((1,), 50.0))["params"],
                 tx=make_optimizer(config.optimizer, total_steps),
             ),
             discriminator=TrainState.create(
@@ -86,7 +86,7 @@ def discriminator_step(
     """Update D on (degraded, original) as real and (degraded, G(degraded)) as fake."""
     degraded, target = to_unit(batch["degraded"]), to_unit(batch["target"])
     fake = jax.lax.stop_gradient(
-        state.generator.apply_fn({"params": state.generator.params}, degraded)
+        state.generator.apply_fn({"params": state.generator.params}, degraded, batch["quality"])
     )
     apply_d = state.discriminator.apply_fn
 
@@ -120,7 +120,7 @@ def generator_step(
     d_params = state.discriminator.params
 
     def loss_fn(params):
-        restored = state.generator.apply_fn({"params": params}, degraded)
+        restored = state.generator.apply_fn({"params": params}, degraded, batch["quality"])
         fidelity = fidelity_loss(restored, target, gan)
         perceptual_term = perceptual.perceptual_loss(restored, target, tuple(gan.perceptual_layers))
         fake_logits = state.discriminator.apply_fn({"params": d_params}, restored, degraded)

@@ -23,6 +23,7 @@ from jax.experimental import multihost_utils
 
 from jaxrestore import losses, perceptual
 from jaxrestore.data import degrade, sources
+from jaxrestore.models import quality as quality_lib
 from jaxrestore.steps import to_unit
 
 
@@ -48,7 +49,12 @@ class HeldOutEvaluator:
         self.with_lpips = bool(config.eval.lpips)
         measures = ["psnr", "ssim"] + (["lpips"] if self.with_lpips else [])
         self.keys = [f"{m}_jpeg" for m in measures] + [f"{m}_restored" for m in measures]
-        self._restore = jax.jit(lambda params, x: losses.quantize(apply_fn({"params": params}, x)))
+        self._restore = jax.jit(
+            lambda params, x, q: losses.quantize(apply_fn({"params": params}, x, q))
+        )
+        # Each stacked version of an image is restored knowing its quality (a
+        # conditioned generator uses it; others ignore it).
+        self._quality_vector = np.asarray(self.qualities, np.float32)
         self._jpeg_scores: list[dict[str, np.ndarray]] | None = None
 
     def _scores(self, candidate: jax.Array, original: np.ndarray) -> dict[str, jax.Array]:
@@ -66,7 +72,9 @@ class HeldOutEvaluator:
         params = {d: _local_params(generator_params, d) for d in devices}
         if self._jpeg_scores is None:
             self._jpeg_scores = self._in_waves(devices, lambda x, d: x)
-        restored = self._in_waves(devices, lambda x, d: self._restore(params[d], x))
+        restored = self._in_waves(
+            devices, lambda x, d: self._restore(params[d], x, self._quality_vector)
+        )
         rows = []
         for jpeg, ours in zip(self._jpeg_scores, restored):
             scores = {
@@ -107,13 +115,7 @@ class HeldOutEvaluator:
 
     def _gather(self, rows: list[np.ndarray]) -> np.ndarray:
         """[images, qualities, keys] scores of every image, from every process."""
-        table = np.zeros((len(self.names), len(self.qualities), len(self.keys)), np.float32)
-        for index, row in zip(self.mine, rows):
-            table[index] = row
-        if jax.process_count() > 1:
-            # Each image is scored by exactly one process; the others hold zeros.
-            table = np.asarray(multihost_utils.process_allgather(table)).sum(axis=0)
-        return table
+        return gather_rows(rows, self.mine, (len(self.names), len(self.qualities), len(self.keys)))
 
     def summary(self, step: int, metrics: dict[str, float]) -> str:
         parts = []
@@ -130,6 +132,71 @@ class HeldOutEvaluator:
                 )
             parts.append(part)
         return f"eval step {step}: held-out " + "; ".join(parts)
+
+
+def gather_rows(rows: list[np.ndarray], mine: list[int], shape: tuple[int, ...]) -> np.ndarray:
+    """The full per-image table from each process's rows (`mine`: their image indices)."""
+    table = np.zeros(shape, np.float32)
+    for index, row in zip(mine, rows):
+        table[index] = row
+    if jax.process_count() > 1:
+        # Each image is scored by exactly one process; the others hold zeros.
+        table = np.asarray(multihost_utils.process_allgather(table)).sum(axis=0)
+    return table
+
+
+class QualityEvaluator:
+    """Held-out error of the quality predictor: each held-out image, whole, saved as
+    JPEG at each QF of `config.eval.qualities`; mean absolute error per QF."""
+
+    def __init__(self, config: ml_collections.ConfigDict, images: sources.ImageSet, apply_fn):
+        count = len(images)
+        if config.eval.max_images:
+            count = min(count, config.eval.max_images)
+        if count == 0:
+            raise ValueError(f"config.data.source={config.data.source!r}: no held-out images")
+        self.qualities = tuple(int(q) for q in config.eval.qualities)
+        self.names = [images.name(i) for i in range(count)]
+        self.mine = list(range(jax.process_index(), count, jax.process_count()))
+        # Judged as the restore path does: on a centre crop on the 8×8 grid.
+        self.compressed = [
+            np.stack(
+                [
+                    quality_lib.grid_crop(degrade.jpeg_roundtrip(images.load(i), q))
+                    for q in self.qualities
+                ]
+            )
+            for i in self.mine
+        ]
+        self._predict = jax.jit(lambda params, x: apply_fn({"params": params}, to_unit(x)))
+
+    def evaluate(self, params: Any) -> tuple[dict[str, float], dict[str, Any]]:
+        device = jax.local_devices()[0]
+        local = _local_params(params, device)
+        predictions = [
+            self._predict(local, jax.device_put(stack, device)) for stack in self.compressed
+        ]
+        rows = [np.asarray(p)[:, None] for p in jax.device_get(predictions)]
+        table = gather_rows(rows, self.mine, (len(self.names), len(self.qualities), 1))[..., 0]
+        errors = np.abs(table - np.asarray(self.qualities, np.float32))
+        metrics = {
+            f"eval/quality_mae_q{q}": float(errors[:, j].mean())
+            for j, q in enumerate(self.qualities)
+        }
+        metrics["eval/quality_mae"] = float(errors.mean())
+        metrics["eval/quality_max_error"] = float(errors.max())
+        per_image = {
+            name: {str(q): float(table[i, j]) for j, q in enumerate(self.qualities)}
+            for i, name in enumerate(self.names)
+        }
+        return metrics, per_image
+
+    def summary(self, step: int, metrics: dict[str, float]) -> str:
+        parts = [f"q{q}: {metrics[f'eval/quality_mae_q{q}']:.2f}" for q in self.qualities]
+        return (
+            f"eval step {step}: held-out QF error {metrics['eval/quality_mae']:.2f} "
+            f"(max {metrics['eval/quality_max_error']:.1f}; " + ", ".join(parts) + ")"
+        )
 
 
 def _target(candidate: jax.Array, original: jax.Array) -> jax.Array:

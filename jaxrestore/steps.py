@@ -12,6 +12,7 @@ from flax.training import train_state
 
 from jaxrestore import losses, sharding
 from jaxrestore.models import generator as generator_lib
+from jaxrestore.models import quality as quality_lib
 
 
 class TrainState(train_state.TrainState):
@@ -41,7 +42,8 @@ def create_train_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mes
     patch = config.data.patch_size
 
     def init(rng):
-        params = model.init(rng, jnp.zeros((1, patch, patch, 3), jnp.float32))["params"]
+        image = jnp.zeros((1, patch, patch, 3), jnp.float32)
+        params = model.init(rng, image, jnp.full((1,), 50.0))["params"]
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
     init = jax.jit(init, out_shardings=sharding.replicated(mesh))
@@ -56,7 +58,7 @@ def generator_loss(
     params: Any, apply_fn, batch: dict[str, jax.Array], loss_config: ml_collections.ConfigDict
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     degraded, target = to_unit(batch["degraded"]), to_unit(batch["target"])
-    restored = apply_fn({"params": params}, degraded)
+    restored = apply_fn({"params": params}, degraded, batch["quality"])
     ssim_term = losses.ssim_loss(restored, target)
     l1_term = losses.l1_loss(restored, target)
     loss = loss_config.ssim_weight * ssim_term + loss_config.l1_weight * l1_term
@@ -77,4 +79,38 @@ def train_step(
     grad_fn = jax.value_and_grad(generator_loss, has_aux=True)
     (_, metrics), grads = grad_fn(state.params, state.apply_fn, batch, loss_config)
     metrics["grad_norm"] = optax.tree.norm(grads)
+    return state.apply_gradients(grads=grads), metrics
+
+
+def create_quality_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> TrainState:
+    """Initialise the quality predictor's params and optimizer state, replicated."""
+    model = quality_lib.make_quality_net(config.model)
+    tx = make_optimizer(config.optimizer, config.total_steps)
+    patch = config.data.patch_size
+
+    def init(rng):
+        params = model.init(rng, jnp.zeros((1, patch, patch, 3), jnp.float32))["params"]
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+    init = jax.jit(init, out_shardings=sharding.replicated(mesh))
+    return init(jax.random.key(config.seed))
+
+
+def quality_train_step(
+    state: TrainState, batch: dict[str, jax.Array]
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One predictor update: L1 between the predicted and the labelled QF."""
+    degraded = to_unit(batch["degraded"])
+    label = batch["quality"].astype(jnp.float32)
+
+    def loss_fn(params):
+        predicted = state.apply_fn({"params": params}, degraded)
+        return jnp.mean(jnp.abs(predicted - label)), predicted
+
+    (loss, predicted), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = {
+        "loss": loss,
+        "within_2": jnp.mean(jnp.abs(predicted - label) <= 2.0),
+        "grad_norm": optax.tree.norm(grads),
+    }
     return state.apply_gradients(grads=grads), metrics

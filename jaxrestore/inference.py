@@ -1,0 +1,195 @@
+"""Trained models at use time: load them from a run, estimate quality, restore.
+
+A model is read from a training workdir (its newest checkpoint and the config
+saved with it), so any run of `jaxrestore.main` can be used directly:
+
+    estimator = QualityEstimator("runs/quality_cpu")
+    estimator.estimate_file("photo.png")   # {'quality': 31.7, 'method': 'network', ...}
+    restorer = Restorer("runs/ssim_universal_cpu", estimator)
+    restored, quality = restorer.restore(pixels, quality="auto")
+
+`quality="auto"` reads the QF from a JPEG file's quantisation tables when the
+source file is a JPEG, else asks the quality predictor; a number overrides both.
+An unconditioned generator ignores the quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrestore import checkpoint, jpeg_tables, losses
+from jaxrestore.data import sources
+from jaxrestore.models import generator as generator_lib
+from jaxrestore.models import quality as quality_lib
+
+VIDEO_FRAMES_SAMPLED = 16
+
+
+def load_params(workdir: str | Path, stage: str | None = None) -> tuple[Any, Any]:
+    """(config, params) of the newest checkpoint of a training workdir; for a GAN
+    run the generator's params. `stage` ('quality' or 'generator') is checked."""
+    path = checkpoint.as_dir(workdir)
+    if not (path / "checkpoints").is_dir():
+        raise FileNotFoundError(f"{workdir}: not a training workdir (no checkpoints/ inside)")
+    config = checkpoint.load_config(path)
+    is_quality = config.stage == "quality"
+    if stage == "quality" and not is_quality:
+        raise ValueError(f"{workdir}: a {config.stage!r} run, not a quality predictor")
+    if stage == "generator" and is_quality:
+        raise ValueError(f"{workdir}: a quality predictor, not a generator run")
+    tree = checkpoint.load_state_tree(path)
+    params = tree["generator"]["params"] if "generator" in tree else tree["params"]
+    return config, params
+
+
+class QualityEstimator:
+    """The JPEG-scale QF of images, frames and files."""
+
+    def __init__(self, workdir: str | Path):
+        self.workdir = workdir
+        config, params = load_params(workdir, "quality")
+        self.model = quality_lib.make_quality_net(config.model)
+        self.params = jax.device_put(params)
+        self._predict = jax.jit(
+            lambda params, x: self.model.apply({"params": params}, x.astype(jnp.float32) / 255.0)
+        )
+
+    def estimate(self, image: np.ndarray) -> float:
+        """QF estimated by the network from uint8 RGB pixels [H, W, 3]."""
+        crop = quality_lib.grid_crop(sources.as_rgb8(image, "image"))
+        return float(self._predict(self.params, jnp.asarray(crop[None]))[0])
+
+    def estimate_frames(self, frames: list[np.ndarray]) -> list[float]:
+        return [self.estimate(frame) for frame in frames]
+
+    def estimate_file(self, path: str | Path) -> dict[str, Any]:
+        """{'quality', 'method', ...} of an image or video file (see estimate_quality)."""
+        return estimate_file(path, self)
+
+
+def estimate_file(path: str | Path, estimator: QualityEstimator | None) -> dict[str, Any]:
+    """A JPEG's QF from its quantisation tables (exact for libjpeg's tables); any
+    other image or a video through the network (`estimator`). Raises ValueError
+    with a one-line reason for unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    tables = jpeg_tables.read_tables(path) if _looks_like_image(path) else None
+    if tables is not None:
+        found = jpeg_tables.quality_from_tables(tables)
+        return {
+            "file": str(path),
+            "quality": found.quality,
+            "method": "quantization-table",
+            "exact": found.exact,
+        }
+    if estimator is None:
+        raise ValueError(f"{path}: not a JPEG file; estimating its quality needs the predictor")
+    if _looks_like_image(path):
+        quality = estimator.estimate(sources.read_image(str(path)))
+        return {"file": str(path), "quality": round(quality, 1), "method": "network"}
+    frames = read_video_frames(path, VIDEO_FRAMES_SAMPLED)
+    qualities = estimator.estimate_frames(frames)
+    return {
+        "file": str(path),
+        "quality": round(float(np.median(qualities)), 1),
+        "method": "network",
+        "frames_sampled": len(qualities),
+        "quality_min": round(min(qualities), 1),
+        "quality_max": round(max(qualities), 1),
+        "per_frame": [round(q, 1) for q in qualities],
+    }
+
+
+def _looks_like_image(path: Path) -> bool:
+    if path.suffix.lower() in sources.IMAGE_SUFFIXES:
+        return True
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
+    """Up to `count` RGB frames spread evenly over a video file (decoded in one pass;
+    a stream of unknown length keeps every k-th frame, k doubling as it grows)."""
+    import av
+
+    kept: list[tuple[int, np.ndarray]] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            total = stream.frames
+            picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
+            stride = 1
+            for index, frame in enumerate(container.decode(stream)):
+                if picks is not None and index not in picks:
+                    continue
+                if picks is None and index % stride:
+                    continue
+                kept.append((index, frame.to_ndarray(format="rgb24")))
+                if picks is None and len(kept) >= 2 * count:
+                    stride *= 2
+                    kept = [(i, f) for i, f in kept if i % stride == 0]
+    except av.FFmpegError as error:
+        raise ValueError(f"{path}: cannot decode video ({error})") from None
+    if not kept:
+        raise ValueError(f"{path}: no decodable video frames")
+    chosen = np.unique(np.linspace(0, len(kept) - 1, min(count, len(kept))).astype(int))
+    return [kept[i][1] for i in chosen]
+
+
+class Restorer:
+    """A generator from a training workdir, applied to whole images."""
+
+    def __init__(self, workdir: str | Path, estimator: QualityEstimator | None = None):
+        self.config, params = load_params(workdir, "generator")
+        self.model = generator_lib.make_generator(self.config.model)
+        self.params = jax.device_put(params)
+        self.estimator = estimator
+        self.conditioned = bool(self.config.model.get("conditioned", False))
+        self._apply = jax.jit(
+            lambda params, x, q: losses.quantize(
+                self.model.apply({"params": params}, x.astype(jnp.float32) / 255.0, q)
+            )
+        )
+
+    def quality_for(
+        self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
+    ) -> tuple[float, str]:
+        """(QF, how it was found): the given number, the file's tables, or the network."""
+        if quality != "auto":
+            value = float(quality)
+            if not 1 <= value <= 100:
+                raise ValueError(f"quality must be 'auto' or a number in 1..100, got {quality}")
+            return value, "given"
+        if path is not None:
+            tables = jpeg_tables.read_tables(path)
+            if tables is not None:
+                return float(jpeg_tables.quality_from_tables(tables).quality), "quantization-table"
+        if self.estimator is None:
+            raise ValueError("quality='auto' on a non-JPEG input needs a quality predictor")
+        return self.estimator.estimate(image), "network"
+
+    def restore(
+        self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
+    ) -> tuple[np.ndarray, float | None]:
+        """Restore uint8 RGB [H, W, 3]; returns (uint8 restored, the QF used or None
+        for an unconditioned generator)."""
+        image = sources.as_rgb8(image, str(path or "image"))
+        used = None
+        if self.conditioned:
+            used, _ = self.quality_for(image, quality, path)
+        q = jnp.full((1,), used if used is not None else 50.0, jnp.float32)
+        restored = self._apply(self.params, jnp.asarray(image[None]), q)
+        return np.asarray(jnp.round(restored[0] * 255.0)).astype(np.uint8), used
