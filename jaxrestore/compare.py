@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from jaxrestore import inference, losses
 from jaxrestore.data import degrade, sources
@@ -68,6 +69,8 @@ class Scorer:
         )
 
     def quality(self, degraded: np.ndarray, original: np.ndarray, true: int | None) -> tuple:
+        if not self.restorer.conditioned:
+            return 50.0, "unused"  # ignored by an unconditioned generator
         if true is not None:
             return float(true), "given"
         if self.estimator is not None:
@@ -137,7 +140,7 @@ def markdown(rows: list[dict], runs: list[str]) -> str:
     for row in rows:
         cells = [
             f"{row[r]:.2f} ({row[r] - row['psnr_degraded']:+.2f})"
-            + ("" if row[f"{r} quality"] in ("given", "") else f" [{row[f'{r} quality']}]")
+            + ("" if row[f"{r} quality"] in ("given", "unused") else f" [{row[f'{r} quality']}]")
             for r in runs
         ]
         lines.append(
@@ -158,6 +161,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-images", type=int, default=0)
     parser.add_argument("--json", default="", help="also write the rows to this file")
     args = parser.parse_args(argv)
+    logging.set_verbosity(logging.ERROR)  # orbax's notes on checkpoint metadata
     data = ml_collections.ConfigDict({"source": "photos", "dir": args.data_dir, "videos": ""})
     try:
         images = sources.resolve(data)["heldout"]
