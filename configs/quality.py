@@ -1,8 +1,10 @@
 r"""The quality predictor: the JPEG quality factor (QF) of an image or frame.
 
 Trained with the main command on the same pipeline as the generators, over QF
-5–95 with single and double JPEG, the chroma subsampling variants and (with
-`:video`) H.264 / MPEG-2 frames labelled with their JPEG-equivalent QF:
+5–95 with single and double JPEG, the chroma subsampling variants and H.264 /
+MPEG-2 frames (intra-coded patches, and inter-coded frames of clips cut from the
+assembled videos) labelled with their JPEG-equivalent QF, and untouched patches
+(QF 100):
   python -m jaxrestore.main --config configs/quality.py:cpu
 Evaluated on the held-out photos saved as JPEG at QF 10, 20, …, 90: mean
 absolute error per QF (eval/quality_mae_qN in metrics.jsonl).
@@ -31,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.heldout_split = "heldout"
     config.data.image_key = "image"
     config.data.patch_size = 128  # 256 8×8 blocks per patch
-    config.data.degradations = "jpeg:6,chroma:2,double_jpeg:1"
+    config.data.degradations = "jpeg:6,chroma:2,double_jpeg:1,h264:1,mpeg2:1,h264_clip:1,none:1"
     config.data.quality_min = 5
     config.data.quality_max = 95
     config.data.crf_min = 20
@@ -73,9 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 3
 
-    if variant == "video":
-        config.data.degradations = "jpeg:6,chroma:2,double_jpeg:1,h264:1,h264_clip:1,mpeg2:1"
-    elif variant == "cpu":
+    if variant == "cpu":
         config.total_steps = 1_500
         config.batch_size = 16
         config.data.workers = 0
@@ -84,19 +84,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.log_every_steps = 50
         config.checkpoint_every_steps = 250
     elif variant == "tiny":
-        config.total_steps = 8
+        config.total_steps = 60
         config.batch_size = 8
+        config.optimizer.learning_rate = 1e-2
+        config.optimizer.warmup_steps = 2
         config.data.source = "embedded"
         config.data.patch_size = 64
+        config.data.degradations = "jpeg:8,double_jpeg:1,h264:1"  # no clips in the test data
         config.data.workers = 0
         config.model.features = 4
         config.model.hidden = 16
         config.eval.qualities = (20, 80)
-        config.eval.every_steps = 8
-        config.log_every_steps = 2
-        config.checkpoint_every_steps = 4
+        config.eval.every_steps = 60
+        config.log_every_steps = 10
+        config.checkpoint_every_steps = 20
     elif variant != "default":
-        raise ValueError(
-            f"configs/quality.py: unknown variant {variant!r} (default, video, cpu, tiny)"
-        )
+        raise ValueError(f"configs/quality.py: unknown variant {variant!r} (default, cpu, tiny)")
     return config

@@ -40,7 +40,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Degradations drawn per sample: 'kind[:weight],...' of jpeg (single JPEG,
     # 4:2:0), chroma (JPEG with 4:4:4/4:2:2/4:2:0), double_jpeg (two qualities,
     # shifted grids), h264 / mpeg2 (one intra-coded frame), h264_clip / mpeg2_clip
-    # (an inter-coded frame of a short clip cut from config.data.videos).
+    # (an inter-coded frame of a short clip cut from config.data.videos), none (the
+    # patch untouched).
     config.data.degradations = "jpeg"
     config.data.quality_min = 10  # JPEG QF range (both qualities of double JPEG)
     config.data.quality_max = 40

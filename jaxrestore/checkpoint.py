@@ -137,7 +137,11 @@ def load_state_tree(workdir: str | Path, step: int | None = None) -> dict:
 
     Works whatever mesh, device count or process count wrote the checkpoint: every
     array is read whole onto this process's first device."""
-    directory = _step_dir(workdir, step) / "state"
+    return restore_on_one_device(_step_dir(workdir, step) / "state")
+
+
+def restore_on_one_device(directory: epath.Path) -> Any:
+    """An orbax (standard) checkpoint as a tree of numpy arrays, whatever wrote it."""
     checkpointer = ocp.StandardCheckpointer()
     metadata = checkpointer.metadata(directory).item_metadata
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

@@ -15,11 +15,13 @@ An unconditioned generator ignores the quality.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jaxrestore import checkpoint, jpeg_tables, losses
@@ -31,17 +33,27 @@ VIDEO_FRAMES_SAMPLED = 16
 
 
 def load_params(workdir: str | Path, stage: str | None = None) -> tuple[Any, Any]:
-    """(config, params) of the newest checkpoint of a training workdir; for a GAN
-    run the generator's params. `stage` ('quality' or 'generator') is checked."""
+    """(config, params) of a params-only export (`jaxrestore.export`) or of the newest
+    checkpoint of a training workdir (for a GAN run the generator's params).
+    `stage` ('quality' or 'generator') is checked."""
     path = checkpoint.as_dir(workdir)
-    if not (path / "checkpoints").is_dir():
-        raise FileNotFoundError(f"{workdir}: not a training workdir (no checkpoints/ inside)")
-    config = checkpoint.load_config(path)
+    exported = (path / "model.json").exists()
+    if not exported and not (path / "checkpoints").is_dir():
+        raise FileNotFoundError(
+            f"{workdir}: neither a training workdir (checkpoints/) nor an export (model.json)"
+        )
+    if exported:
+        info = json.loads((path / "model.json").read_text())
+        config = ml_collections.ConfigDict({"stage": info["stage"], "model": info["model"]})
+    else:
+        config = checkpoint.load_config(path)
     is_quality = config.stage == "quality"
     if stage == "quality" and not is_quality:
         raise ValueError(f"{workdir}: a {config.stage!r} run, not a quality predictor")
     if stage == "generator" and is_quality:
         raise ValueError(f"{workdir}: a quality predictor, not a generator run")
+    if exported:
+        return config, checkpoint.restore_on_one_device(path / "params")
     tree = checkpoint.load_state_tree(path)
     params = tree["generator"]["params"] if "generator" in tree else tree["params"]
     return config, params

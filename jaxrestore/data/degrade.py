@@ -15,7 +15,9 @@ the config's weighted list.
 The `quality` label of a pair is on the JPEG QF scale for every degradation,
 so one quality predictor and one QF-conditioned generator serve them all:
 the QF itself for a single JPEG, and for the others the JPEG-equivalent QF —
-the QF at which a plain JPEG of the same target has the closest PSNR.
+the QF at which a plain JPEG of the same target has the closest PSNR. The kind
+`none` passes the patch through untouched, labelled QF 100, so the predictor
+learns what a pristine picture looks like.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ PILLOW_SUBSAMPLING = {"444": 0, "422": 1, "420": 2}
 VIDEO_CODECS = {"h264": ("libx264", "h264"), "mpeg2": ("mpeg2video", "mpeg2video")}
 # H.264 CRF 0–51 (higher = worse); MPEG-2 quantiser scale 1–31 (higher = worse).
 STRENGTH_RANGES = {"h264": (0, 51), "mpeg2": (1, 31)}
-KINDS = ("jpeg", "chroma", "double_jpeg", "h264", "mpeg2", "h264_clip", "mpeg2_clip")
+KINDS = ("jpeg", "chroma", "double_jpeg", "h264", "mpeg2", "h264_clip", "mpeg2_clip", "none")
 CLIP_KINDS = ("h264_clip", "mpeg2_clip")
 DOUBLE_JPEG_MARGIN = 8  # extra pixels cropped so the second grid can shift by 0..7
 
@@ -248,6 +250,9 @@ class DegradationMix:
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """(degraded, target, JPEG-scale quality) of a photo crop."""
+        if kind == "none":  # an undegraded input: QF 100, nothing to undo
+            target = window_fn(0)
+            return target.copy(), target, 100
         if kind == "jpeg":
             target = window_fn(0)
             quality = self._quality(rng)

@@ -1,0 +1,211 @@
+"""Quality: the quantisation-table reader, the predictor, the estimate_quality command
+and the QF-conditioned generator."""
+
+import io
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import imagecodecs
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxrestore import inference, jpeg_tables, sharding, steps
+from jaxrestore.data import degrade, pipeline, sources
+from jaxrestore.models import generator as generator_lib
+from jaxrestore.models import quality as quality_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return sources.read_image(str(sources.embedded_dir() / "coffee.png"))
+
+
+def pillow_jpeg(image, quality, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality, **options)
+    return buffer.getvalue()
+
+
+def ffmpeg_mjpeg(image, qscale):
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height = image.shape[1], image.shape[0]
+    encoder.pix_fmt = "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"qmin": str(qscale), "qmax": str(qscale)}
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuvj420p")
+    return bytes(encoder.encode(frame)[0])
+
+
+def test_every_libjpeg_quality_has_its_own_tables():
+    assert len({t.tobytes() for t in jpeg_tables.LIBJPEG_TABLES}) == 100
+    np.testing.assert_array_equal(
+        jpeg_tables.scaled_table(jpeg_tables.ANNEX_K_LUMINANCE, 50), jpeg_tables.ANNEX_K_LUMINANCE
+    )
+
+
+def test_table_reader_is_exact_for_two_libjpeg_encoders(photo, tmp_path):
+    small = photo[:64, :64]
+    for quality in range(1, 101):
+        for name, data in (
+            ("pillow", pillow_jpeg(small, quality)),
+            ("imagecodecs444", imagecodecs.jpeg8_encode(small, level=quality, subsampling="444")),
+            ("pillow_gray", pillow_jpeg(small[..., 0], quality)),
+        ):
+            found = jpeg_tables.quality_from_tables(jpeg_tables.read_tables(io.BytesIO(data)))
+            assert (found.quality, found.exact) == (quality, True), (name, quality)
+
+
+def test_table_reader_approximates_other_encoders_monotonically(photo):
+    # FFmpeg's MJPEG encoder scales MPEG-style tables, not libjpeg's: the nearest
+    # libjpeg QF is reported, flagged inexact, falling as the quantiser scale rises.
+    found = [
+        jpeg_tables.quality_from_tables(jpeg_tables.read_tables(io.BytesIO(ffmpeg_mjpeg(photo, q))))
+        for q in (2, 4, 8, 16, 31)
+    ]
+    assert not any(f.exact for f in found)
+    qualities = [f.quality for f in found]
+    assert qualities == sorted(qualities, reverse=True) and qualities[0] > 80 > 30 > qualities[-1]
+
+
+def test_table_reader_rejects_what_is_not_a_readable_jpeg(tmp_path, photo):
+    png = tmp_path / "a.png"
+    Image.fromarray(photo).save(png)
+    assert jpeg_tables.read_tables(png) is None
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ValueError, match="broken.jpg"):
+        jpeg_tables.read_tables(broken)
+
+
+def test_lattice_profile_peaks_at_the_true_quality(photo):
+    for quality in (15, 50, 85):
+        pixels = jnp.asarray(degrade.jpeg_roundtrip(photo, quality)[None] / 255.0)
+        stats = quality_lib.lattice_statistics(quality_lib.block_dct_luma(pixels))
+        assert int(jnp.argmax(stats["profile"][0])) + 1 == quality
+
+
+@pytest.fixture(scope="module")
+def predictor_run(tmp_path_factory):
+    """A tiny quality predictor trained by the main command (seconds)."""
+    workdir = tmp_path_factory.mktemp("quality") / "run"
+    command = [
+        sys.executable, "-m", "jaxrestore.main", "--config", "configs/quality.py:tiny",
+        "--workdir", str(workdir),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_predictor_trains_and_reports_held_out_error(predictor_run):
+    records = [
+        json.loads(line) for line in (predictor_run / "metrics.jsonl").read_text().splitlines()
+    ]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses[-1] < 0.5 * losses[0]
+    final = records[-1]
+    assert set(final) >= {"eval/quality_mae", "eval/quality_mae_q20", "eval/quality_mae_q80"}
+    # 60 steps of a tiny network: guessing the middle of 5..95 would be off by 30.
+    assert final["eval/quality_mae"] < 15
+
+
+def run_estimate(*args):
+    command = [sys.executable, "-m", "jaxrestore.estimate_quality", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_estimate_quality_command(tmp_path, photo, predictor_run):
+    jpeg = tmp_path / "a.jpg"
+    jpeg.write_bytes(pillow_jpeg(photo, 37))
+    png = tmp_path / "b.png"
+    Image.fromarray(degrade.jpeg_roundtrip(photo, 37)).save(png)
+    video = tmp_path / "c.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={"crf": "40"})
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(photo[i : i + 96, :128]), "rgb24"
+            )
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+    # Without a predictor: JPEG files only, others get a one-line error and exit 1.
+    result = run_estimate(jpeg, png, "--predictor", "")
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {
+        "file": str(jpeg),
+        "quality": 37,
+        "method": "quantization-table",
+        "exact": True,
+    }
+    assert result.stderr.strip().count("\n") == 0 and str(png) in result.stderr
+
+    result = run_estimate(jpeg, png, video, tmp_path / "missing.png", "--predictor", predictor_run)
+    assert result.returncode == 1 and "missing.png: no such file" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["method"] for r in lines] == ["quantization-table", "network", "network"]
+    assert 1 <= lines[1]["quality"] <= 100
+    assert lines[2]["frames_sampled"] == 12 and len(lines[2]["per_frame"]) == 12
+    assert lines[2]["quality_min"] <= lines[2]["quality"] <= lines[2]["quality_max"]
+
+
+def test_conditioned_generator_output_depends_on_quality(tiny_config):
+    model = generator_lib.Generator(channels=8, num_blocks=2, conditioned=True)
+    x = jnp.asarray(np.random.default_rng(0).random((2, 16, 16, 3), np.float32))
+    params = model.init(jax.random.key(0), x, jnp.array([10.0, 90.0]))
+    # Fresh: FiLM starts at zero, so the quality changes nothing yet.
+    np.testing.assert_array_equal(model.apply(params, x, 10.0), model.apply(params, x, 90.0))
+    with pytest.raises(ValueError, match="quality"):
+        model.apply(params, x)
+
+    # Trained a few steps on mixed qualities, the same input restores differently at
+    # QF 10 and QF 90.
+    tiny_config.model.conditioned = True
+    tiny_config.data.quality_min, tiny_config.data.quality_max = 5, 95
+    tiny_config.optimizer.learning_rate = 3e-3
+    mesh = sharding.make_mesh(tiny_config.mesh)
+    state = steps.create_train_state(tiny_config, mesh)
+    step = sharding.jit_step(steps.train_step, mesh, loss_config=tiny_config.loss)
+    iterator = iter(pipeline.make_train_dataset(tiny_config))
+    for _ in range(15):
+        state, _ = step(state, sharding.to_global(next(iterator), mesh))
+    params = jax.device_get(state.params)
+    batch = jnp.asarray(next(iterator)["degraded"] / 255.0, jnp.float32)
+    low = state.apply_fn({"params": params}, batch, jnp.full((8,), 10.0))
+    high = state.apply_fn({"params": params}, batch, jnp.full((8,), 90.0))
+    assert float(jnp.mean(jnp.abs(low - high))) > 1e-4
+
+
+def test_restorer_takes_quality_from_tables_network_or_user(
+    tmp_path, photo, predictor_run, tiny_config
+):
+    tiny_config.model.conditioned = True
+    tiny_config.total_steps = 4
+    workdir = tmp_path / "gen"
+    from jaxrestore import train
+
+    train.train_and_evaluate(tiny_config, workdir)
+    restorer = inference.Restorer(workdir, inference.QualityEstimator(predictor_run))
+    jpeg = tmp_path / "a.jpg"
+    jpeg.write_bytes(pillow_jpeg(photo, 23))
+    pixels = sources.read_image(str(jpeg))
+    assert restorer.quality_for(pixels, "auto", jpeg) == (23.0, "quantization-table")
+    assert restorer.quality_for(pixels, 64, jpeg) == (64.0, "given")
+    network, method = restorer.quality_for(pixels, "auto", None)
+    assert method == "network" and 1 <= network <= 100
+    restored, used = restorer.restore(pixels, "auto", jpeg)
+    assert used == 23.0 and restored.shape == pixels.shape and restored.dtype == np.uint8
+    with pytest.raises(ValueError, match="1..100"):
+        restorer.quality_for(pixels, 0)
+    with pytest.raises(ValueError, match="not a generator"):
+        inference.Restorer(predictor_run)
