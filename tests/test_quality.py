@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxrestore import inference, jpeg_tables, sharding, steps
+from jaxrestore import estimate_quality, inference, jpeg_tables, sharding, steps
 from jaxrestore.data import degrade, pipeline, sources
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import quality as quality_lib
@@ -118,12 +118,14 @@ def test_predictor_trains_and_reports_held_out_error(predictor_run):
     assert final["eval/quality_mae"] < 15
 
 
-def run_estimate(*args):
-    command = [sys.executable, "-m", "jaxrestore.estimate_quality", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_estimate(capsys, *args):
+    """The command in this process (it is a plain function of argv)."""
+    status = estimate_quality.run([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
 
 
-def test_estimate_quality_command(tmp_path, photo, predictor_run):
+def test_estimate_quality_command(tmp_path, photo, predictor_run, capsys):
     jpeg = tmp_path / "a.jpg"
     jpeg.write_bytes(pillow_jpeg(photo, 37))
     png = tmp_path / "b.png"
@@ -191,6 +193,7 @@ def test_restorer_takes_quality_from_tables_network_or_user(
 ):
     tiny_config.model.conditioned = True
     tiny_config.total_steps = 4
+    tiny_config.eval.lpips = False
     workdir = tmp_path / "gen"
     from jaxrestore import train
 
@@ -209,3 +212,19 @@ def test_restorer_takes_quality_from_tables_network_or_user(
         restorer.quality_for(pixels, 0)
     with pytest.raises(ValueError, match="not a generator"):
         inference.Restorer(predictor_run)
+
+
+def test_export_is_small_and_restores_the_same_predictor(tmp_path, predictor_run, photo):
+    from jaxrestore import export
+
+    info = export.export(predictor_run, tmp_path / "exported")
+    assert info["kind"] == "quality" and info["steps"] == 60
+    assert "eval/quality_mae" in info["evaluation"]
+    size = sum(p.stat().st_size for p in (tmp_path / "exported").rglob("*") if p.is_file())
+    assert size < 1_000_000
+    pixels = degrade.jpeg_roundtrip(photo, 45)
+    from_run = inference.QualityEstimator(predictor_run).estimate(pixels)
+    from_export = inference.QualityEstimator(tmp_path / "exported").estimate(pixels)
+    assert from_run == from_export
+    with pytest.raises(FileNotFoundError, match="neither a training workdir"):
+        inference.QualityEstimator(tmp_path)
