@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxrestore import estimate_quality, inference, jpeg_tables, sharding, steps
-from jaxrestore.data import degrade, pipeline, sources
+from jaxrestore import estimate_quality, inference, jpeg_tables
+from jaxrestore.data import degrade, sources
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import quality as quality_lib
 
@@ -142,26 +142,44 @@ def test_estimate_quality_command(tmp_path, photo, predictor_run, capsys):
         container.mux(stream.encode())
 
     # Without a predictor: JPEG files only, others get a one-line error and exit 1.
-    result = run_estimate(jpeg, png, "--predictor", "")
-    assert result.returncode == 1
-    assert json.loads(result.stdout) == {
+    status, out, err = run_estimate(capsys, jpeg, png, "--predictor", "")
+    assert status == 1
+    assert json.loads(out) == {
         "file": str(jpeg),
         "quality": 37,
         "method": "quantization-table",
         "exact": True,
     }
-    assert result.stderr.strip().count("\n") == 0 and str(png) in result.stderr
+    assert err.strip().count("\n") == 0 and str(png) in err
 
-    result = run_estimate(jpeg, png, video, tmp_path / "missing.png", "--predictor", predictor_run)
-    assert result.returncode == 1 and "missing.png: no such file" in result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    args = (jpeg, png, video, tmp_path / "missing.png", "--predictor", predictor_run)
+    status, out, err = run_estimate(capsys, *args)
+    assert status == 1 and "missing.png: no such file" in err
+    lines = [json.loads(line) for line in out.splitlines()]
     assert [r["method"] for r in lines] == ["quantization-table", "network", "network"]
     assert 1 <= lines[1]["quality"] <= 100
     assert lines[2]["frames_sampled"] == 12 and len(lines[2]["per_frame"]) == 12
     assert lines[2]["quality_min"] <= lines[2]["quality"] <= lines[2]["quality_max"]
 
 
-def test_conditioned_generator_output_depends_on_quality(tiny_config):
+@pytest.fixture(scope="module")
+def conditioned_run(tmp_path_factory):
+    """A tiny QF-conditioned generator trained 15 steps on QF 5–95 by the train loop."""
+    from configs import ssim
+    from jaxrestore import train
+
+    config = ssim.get_config("tiny")
+    config.model.conditioned = True
+    config.data.quality_min, config.data.quality_max = 5, 95
+    config.optimizer.learning_rate = 3e-3
+    config.total_steps = config.eval.every_steps = config.checkpoint_every_steps = 15
+    config.eval.lpips = False
+    workdir = tmp_path_factory.mktemp("conditioned") / "run"
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_conditioned_generator_output_depends_on_quality(conditioned_run, photo):
     model = generator_lib.Generator(channels=8, num_blocks=2, conditioned=True)
     x = jnp.asarray(np.random.default_rng(0).random((2, 16, 16, 3), np.float32))
     params = model.init(jax.random.key(0), x, jnp.array([10.0, 90.0]))
@@ -170,35 +188,18 @@ def test_conditioned_generator_output_depends_on_quality(tiny_config):
     with pytest.raises(ValueError, match="quality"):
         model.apply(params, x)
 
-    # Trained a few steps on mixed qualities, the same input restores differently at
-    # QF 10 and QF 90.
-    tiny_config.model.conditioned = True
-    tiny_config.data.quality_min, tiny_config.data.quality_max = 5, 95
-    tiny_config.optimizer.learning_rate = 3e-3
-    mesh = sharding.make_mesh(tiny_config.mesh)
-    state = steps.create_train_state(tiny_config, mesh)
-    step = sharding.jit_step(steps.train_step, mesh, loss_config=tiny_config.loss)
-    iterator = iter(pipeline.make_train_dataset(tiny_config))
-    for _ in range(15):
-        state, _ = step(state, sharding.to_global(next(iterator), mesh))
-    params = jax.device_get(state.params)
-    batch = jnp.asarray(next(iterator)["degraded"] / 255.0, jnp.float32)
-    low = state.apply_fn({"params": params}, batch, jnp.full((8,), 10.0))
-    high = state.apply_fn({"params": params}, batch, jnp.full((8,), 90.0))
-    assert float(jnp.mean(jnp.abs(low - high))) > 1e-4
+    # Trained on mixed qualities, the same input restores differently at QF 10 and 90.
+    restorer = inference.Restorer(conditioned_run)
+    pixels = degrade.jpeg_roundtrip(photo[:64, :64], 30)
+    low, _ = restorer.restore(pixels, 10)
+    high, _ = restorer.restore(pixels, 90)
+    assert np.abs(low.astype(int) - high).mean() > 0.05
 
 
 def test_restorer_takes_quality_from_tables_network_or_user(
-    tmp_path, photo, predictor_run, tiny_config
+    tmp_path, photo, predictor_run, conditioned_run
 ):
-    tiny_config.model.conditioned = True
-    tiny_config.total_steps = 4
-    tiny_config.eval.lpips = False
-    workdir = tmp_path / "gen"
-    from jaxrestore import train
-
-    train.train_and_evaluate(tiny_config, workdir)
-    restorer = inference.Restorer(workdir, inference.QualityEstimator(predictor_run))
+    restorer = inference.Restorer(conditioned_run, inference.QualityEstimator(predictor_run))
     jpeg = tmp_path / "a.jpg"
     jpeg.write_bytes(pillow_jpeg(photo, 23))
     pixels = sources.read_image(str(jpeg))
