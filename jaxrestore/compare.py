@@ -96,14 +96,14 @@ def compare(
     estimator = inference.QualityEstimator(predictor) if predictor else None
     scorers = [Scorer(run, estimator) for run in runs]
     rows = []
-    originals = [images.load(i) for i in range(len(images))]
-    for condition in conditions:
-        pairs = [degrade_image(image, condition) for image in originals]
-        row = {"condition": condition, "images": len(pairs)}
-        row["psnr_degraded"] = float(np.mean([degrade.psnr(d, o) for d, o, _ in pairs]))
+
+    def add_row(condition: str, triples: list[tuple]) -> None:
+        """Score every model on (degraded, original, true QF or None) triples."""
+        row = {"condition": condition, "images": len(triples)}
+        row["psnr_degraded"] = float(np.mean([degrade.psnr(d, o) for d, o, _ in triples]))
         for scorer in scorers:
             scores, how = [], set()
-            for degraded, original, true in pairs:
+            for degraded, original, true in triples:
                 quality, method = scorer.quality(degraded, original, true)
                 how.add(method)
                 scores.append(scorer.psnr(degraded, original, quality))
@@ -111,26 +111,18 @@ def compare(
             row[f"{scorer.name} quality"] = "/".join(sorted(how))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
+
+    originals = [images.load(i) for i in range(len(images))]
+    for condition in conditions:
+        add_row(condition, [degrade_image(image, condition) for image in originals])
     for crf in video_crfs:
         if videos is None or len(videos) == 0:
             raise ValueError("--video: no held-out video clips (run jaxrestore.data.assemble)")
         for index in range(len(videos)):
             clip = np.asarray(videos.clip(index))
             decoded = degrade.video_roundtrip(clip, "h264", crf)
-            row = {"condition": f"video h264 crf{crf} [{index}]", "images": len(clip)}
-            row["psnr_degraded"] = float(
-                np.mean([degrade.psnr(d, o) for d, o in zip(decoded, clip)])
-            )
-            for scorer in scorers:
-                scores, how = [], set()
-                for degraded, original in zip(decoded, clip):
-                    quality, method = scorer.quality(degraded, original, None)
-                    how.add(method)
-                    scores.append(scorer.psnr(degraded, original, quality))
-                row[scorer.name] = float(np.mean(scores))
-                row[f"{scorer.name} quality"] = "/".join(sorted(how))
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            triples = [(d, o, None) for d, o in zip(decoded, clip)]
+            add_row(f"video h264 crf{crf} [{index}]", triples)
     return rows
 
 
@@ -157,12 +149,13 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--conditions", default=DEFAULT_CONDITIONS)
     parser.add_argument("--predictor", default="", help="quality predictor workdir")
     parser.add_argument("--video", default="", help="H.264 CRFs for the held-out video, e.g. 35,40")
+    parser.add_argument("--source", default="photos", help="held-out images: config.data.source")
     parser.add_argument("--data-dir", default="", help="assembled photo set ('' = default)")
     parser.add_argument("--max-images", type=int, default=0)
     parser.add_argument("--json", default="", help="also write the rows to this file")
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)  # orbax's notes on checkpoint metadata
-    data = ml_collections.ConfigDict({"source": "photos", "dir": args.data_dir, "videos": ""})
+    data = ml_collections.ConfigDict({"source": args.source, "dir": args.data_dir, "videos": ""})
     try:
         images = sources.resolve(data)["heldout"]
         if args.max_images:

@@ -27,20 +27,25 @@ from jaxrestore.models import quality as quality_lib
 from jaxrestore.steps import to_unit
 
 
+def heldout_share(
+    config: ml_collections.ConfigDict, images: sources.ImageSet
+) -> tuple[list[str], list[int]]:
+    """(unique names of the evaluated held-out images, the indices this process scores)."""
+    count = len(images)
+    if config.eval.max_images:
+        count = min(count, config.eval.max_images)
+    if count == 0:
+        raise ValueError(f"config.data.source={config.data.source!r}: no held-out images")
+    names = [images.name(i) for i in range(count)]
+    if len(set(names)) < count:  # e.g. a/x.png and b/x.png in a folder source
+        names = [f"{i:04d}_{name}" for i, name in enumerate(names)]
+    return names, list(range(jax.process_index(), count, jax.process_count()))
+
+
 class HeldOutEvaluator:
     def __init__(self, config: ml_collections.ConfigDict, images: sources.ImageSet, apply_fn):
-        count = len(images)
-        if config.eval.max_images:
-            count = min(count, config.eval.max_images)
-        if count == 0:
-            raise ValueError(f"config.data.source={config.data.source!r}: no held-out images")
         self.qualities = tuple(int(q) for q in config.eval.qualities)
-        names = [images.name(i) for i in range(count)]
-        if len(set(names)) < count:  # e.g. a/x.png and b/x.png in a folder source
-            names = [f"{i:04d}_{name}" for i, name in enumerate(names)]
-        self.names = names
-        # This process's share of the images.
-        self.mine = list(range(jax.process_index(), count, jax.process_count()))
+        self.names, self.mine = heldout_share(config, images)
         self.originals = [images.load(i) for i in self.mine]
         self.compressed = [
             np.stack([degrade.jpeg_roundtrip(image, q) for q in self.qualities])
@@ -150,14 +155,8 @@ class QualityEvaluator:
     JPEG at each QF of `config.eval.qualities`; mean absolute error per QF."""
 
     def __init__(self, config: ml_collections.ConfigDict, images: sources.ImageSet, apply_fn):
-        count = len(images)
-        if config.eval.max_images:
-            count = min(count, config.eval.max_images)
-        if count == 0:
-            raise ValueError(f"config.data.source={config.data.source!r}: no held-out images")
         self.qualities = tuple(int(q) for q in config.eval.qualities)
-        self.names = [images.name(i) for i in range(count)]
-        self.mine = list(range(jax.process_index(), count, jax.process_count()))
+        self.names, self.mine = heldout_share(config, images)
         # Judged as the restore path does: on a centre crop on the 8×8 grid.
         self.compressed = [
             np.stack(

@@ -229,3 +229,20 @@ def test_export_is_small_and_restores_the_same_predictor(tmp_path, predictor_run
     assert from_run == from_export
     with pytest.raises(FileNotFoundError, match="neither a training workdir"):
         inference.QualityEstimator(tmp_path)
+
+
+def test_compare_scores_models_under_each_condition(conditioned_run, tmp_path, capsys):
+    from jaxrestore import compare
+
+    out = tmp_path / "rows.json"
+    args = [str(conditioned_run), "--source", "embedded", "--conditions", "jpeg:20,double:30:10"]
+    assert compare.run([*args, "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n") == 4 and "| jpeg:20 |" in table
+    rows = json.loads(out.read_text())
+    images = [sources.read_image(str(sources.embedded_dir() / n)) for n in sources.EMBEDDED_HELDOUT]
+    expected = np.mean([degrade.psnr(degrade.jpeg_roundtrip(i, 20), i) for i in images])
+    assert rows[0]["psnr_degraded"] == pytest.approx(expected)
+    assert rows[0][f"{conditioned_run} quality"] == "given"
+    assert rows[1][f"{conditioned_run} quality"] == "oracle"  # no predictor given
+    assert all(np.isfinite(r[str(conditioned_run)]) for r in rows)
