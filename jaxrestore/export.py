@@ -16,6 +16,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import orbax.checkpoint as ocp
 from absl import logging
@@ -53,6 +54,14 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
         "batch_size": int(config.batch_size),
         "evaluation": evaluation,
     }
+    write_export(out, params, info)
+    return info
+
+
+def write_export(out: str | Path, params: Any, info: dict) -> None:
+    """`out`/params (orbax, params only) and `out`/model.json, replaced atomically.
+    `info` needs at least "stage" and "model" (a model config dict)."""
+    out = Path(out).resolve()
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -63,7 +72,6 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)
-    return info
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -1,0 +1,175 @@
+"""The restore command on images: tiling, compilations, memory, formats, bad input."""
+
+import io
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxrestore import export, restore
+from jaxrestore.data import sources
+from jaxrestore.models import generator as generator_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = {"channels": 8, "num_blocks": 2, "residual_scale": 1.0, "dtype": "float32"}
+
+
+def small_generator():
+    """The real generator, conditioned, with every weight random (its output layer
+    too, which training would otherwise have to move away from zero)."""
+    model = generator_lib.Generator(channels=8, num_blocks=2, conditioned=True)
+    params = model.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)), jnp.full((1,), 50.0))
+    rng = np.random.default_rng(2)
+    params = jax.tree.map(lambda x: 0.1 * rng.standard_normal(x.shape, np.float32), params)
+    return model, params["params"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    _, params = small_generator()
+    out = tmp_path_factory.mktemp("export") / "small"
+    info = {"stage": "ssim", "kind": "generator", "model": {**MODEL, "conditioned": True}}
+    export.write_export(out, params, info)
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return sources.read_image(str(sources.embedded_dir() / "chelsea.png"))  # 451x300
+
+
+def run_cli(*args):
+    """The command in a fresh process (for its exit status and memory)."""
+    command = [sys.executable, "-m", "jaxrestore.restore", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def run_here(capsys, *args) -> tuple[int, str]:
+    """The command in this process: (exit status, stderr)."""
+    status = restore.run([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+def test_tiled_equals_untiled_and_compiles_once_per_tile_shape(photo):
+    model, params = small_generator()
+    # Reach of 8 channels × 2 blocks: 4×4 stride-2 conv + 6 convs at half resolution,
+    # under 20 px; an overlap of 64 keeps 24 px from every inner tile edge.
+    tiled = restore.ImageRestorer(model, params, restore.Tiling(tile=128, overlap=64, batch=3))
+    a = tiled.restore_float(photo, 30.0) / 255.0
+    whole = model.apply({"params": params}, jnp.asarray(photo[None] / 255.0, jnp.float32), 30.0)
+    b = np.clip(np.asarray(whole[0]), 0.0, 1.0)
+    assert np.abs(b - photo / 255.0).mean() > 0.01  # the network really changes the image
+    assert np.abs(a - b).max() <= 1e-3
+    assert tiled.traces == 1  # every tile of the 451x300 photo has one shape
+
+    counter = restore.ImageRestorer(model, params, restore.Tiling(tile=256, overlap=64, batch=2))
+    for height, width in ((100, 150), (90, 170), (300, 420)):
+        counter.restore(photo[:height, :width], 40.0)
+    # 100x150 and 90x170 pad to one 128x192 tile; 300x420 is cut into 256² tiles.
+    assert counter.traces == 2
+
+
+def test_restore_a_jpeg_file_keeps_orientation_icc_and_exif(tmp_path, photo, model_dir, capsys):
+    source = tmp_path / "cat.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    exif[0x010F] = "jaxrestore-test-camera"
+    icc = b"\0" * 128  # Pillow stores the profile bytes as given
+    Image.fromarray(photo).save(source, quality=25, exif=exif.tobytes(), icc_profile=icc)
+    out = tmp_path / "out" / "cat.png"
+    status, err = run_here(
+        capsys, source, "--output", out, "--checkpoint", model_dir, "--predictor", ""
+    )
+    assert status == 0, err
+    assert "restored 1 of 1" in err
+    with Image.open(out) as restored:
+        assert restored.size == (photo.shape[0], photo.shape[1])  # upright: turned 90°
+        assert restored.info.get("icc_profile") == icc
+        kept = restored.getexif()
+        assert kept.get(0x010F) == "jaxrestore-test-camera" and 0x0112 not in kept
+    assert [p.name for p in out.parent.iterdir()] == ["cat.png"]  # no temporary left
+
+
+def test_grayscale_stays_gray_and_alpha_is_untouched(tmp_path, photo, model_dir, capsys):
+    gray = tmp_path / "in" / "gray.png"
+    gray.parent.mkdir()
+    Image.fromarray(photo[..., 1]).save(gray)
+    rgba = tmp_path / "in" / "sub" / "rgba.png"
+    rgba.parent.mkdir()
+    alpha = (np.arange(photo.shape[1])[None, :] % 256).repeat(photo.shape[0], 0).astype(np.uint8)
+    Image.fromarray(np.dstack([photo, alpha])).save(rgba)
+    out = tmp_path / "out"
+    status, err = run_here(
+        capsys, gray.parent, "--output", out, "--checkpoint", model_dir, "--quality", "30"
+    )
+    assert status == 0, err
+    with Image.open(out / "in" / "gray.png") as restored:
+        assert restored.mode == "L" and restored.size == (photo.shape[1], photo.shape[0])
+    with Image.open(out / "in" / "sub" / "rgba.png") as restored:
+        assert restored.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(restored)[..., 3], alpha)
+
+
+def bad_inputs(folder: Path, photo: np.ndarray) -> dict[str, Path]:
+    files = {}
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "JPEG", quality=30)
+    files["truncated"] = folder / "truncated.jpg"
+    files["truncated"].write_bytes(buffer.getvalue()[:2000])
+    files["corrupt"] = folder / "corrupt.png"
+    files["corrupt"].write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
+    files["not an image"] = folder / "notes.jpg"
+    files["not an image"].write_text("these are words, not pixels\n")
+    files["tiny"] = folder / "tiny.png"
+    Image.fromarray(photo[:4, :4]).save(files["tiny"])
+    files["16-bit"] = folder / "deep.png"
+    Image.fromarray(photo[..., 0].astype(np.uint16) * 257).save(files["16-bit"])
+    files["empty"] = folder / "empty.webp"
+    files["empty"].write_bytes(b"")
+    return files
+
+
+def test_bad_inputs_fail_with_one_line_naming_the_file_and_leave_no_output(
+    tmp_path, photo, model_dir, capsys
+):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for what, path in bad_inputs(folder, photo).items():
+        out = tmp_path / "out" / f"{path.stem}.png"
+        status, err = run_here(
+            capsys, path, "--output", out, "--checkpoint", model_dir, "--quality", "30"
+        )
+        assert status != 0, what
+        errors = [line for line in err.splitlines() if str(path) in line]
+        assert len(errors) == 1, (what, err)
+        assert not out.exists() and not list(out.parent.glob(".*partial*")), what
+    status, err = run_here(capsys, tmp_path / "missing.jpg", "--output", tmp_path / "x.png")
+    assert status == 2 and "missing.jpg: no such file" in err
+    status, err = run_here(capsys, folder / "tiny.png", "--output", tmp_path / "x.gif")
+    assert status == 2 and "x.gif" in err
+
+
+def test_24_megapixels_restore_in_bounded_memory(tmp_path, model_dir):
+    rng = np.random.default_rng(0)
+    # A 6000x4000 picture: smooth gradients plus texture, saved as JPEG.
+    y, x = np.mgrid[0:4000, 0:6000]
+    base = np.stack([(x // 24) % 256, (y // 16) % 256, ((x + y) // 40) % 256], -1)
+    noise = rng.integers(0, 24, size=(4000, 6000, 1))
+    big = tmp_path / "big.jpg"
+    Image.fromarray((base + noise).clip(0, 255).astype(np.uint8)).save(big, quality=40)
+    del base, noise, y, x
+    out = tmp_path / "big.bmp"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = run_cli(big, "--output", out, "--checkpoint", model_dir)
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as restored:
+        assert restored.size == (6000, 4000)
+    # ru_maxrss is the largest child so far; this child is the only big one.
+    assert max(peak_kib, before) < 4 * 1024 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
