@@ -40,6 +40,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from absl import logging
 from PIL import Image, ImageOps
 
@@ -115,10 +116,11 @@ class ImageRestorer:
     """A generator (flax module + params) applied tile by tile; `traces` counts the
     XLA compilations."""
 
-    def __init__(self, model, params, tiling: Tiling, dtype: str = "float32"):
+    def __init__(self, model, params, tiling: Tiling, dtype: str = "float32", progress=None):
         self.params = params
         self.tiling = tiling
         self.traces = 0
+        self.progress = progress  # a tqdm bar counting tiles, or None
         model = model.clone(dtype=jnp.dtype(dtype))
 
         def apply(params, tiles, quality):
@@ -160,6 +162,9 @@ class ImageRestorer:
         ]
         total = np.zeros((full_h, full_w, 3), np.float32)
         weight = np.zeros((full_h, full_w, 1), np.float32)
+        if self.progress is not None:
+            self.progress.total = (self.progress.total or 0) + len(positions)
+            self.progress.refresh()
         # A batch of tiles at a time: the host holds the image, the sums and one batch.
         for first in range(0, len(positions), self.tiling.batch):
             group = positions[first : first + self.tiling.batch]
@@ -171,6 +176,8 @@ class ImageRestorer:
                 )[..., None]
                 total[y : y + tile_h, x : x + tile_w] += result * w
                 weight[y : y + tile_h, x : x + tile_w] += w
+            if self.progress is not None:
+                self.progress.update(len(group))
         return (total / weight)[:height, :width]
 
     def restore(self, rgb: np.ndarray, quality: float) -> np.ndarray:
@@ -315,7 +322,9 @@ def run(argv: list[str] | None = None) -> int:
         if args.quality == "auto" and args.predictor and Path(args.predictor).exists():
             estimator = inference.QualityEstimator(args.predictor)
         restorer = inference.Restorer(args.checkpoint, estimator)
-        tiled = ImageRestorer(restorer.model, restorer.params, tiling, args.dtype)
+        # Tiles per second and ETA on a terminal; nothing when stderr is piped.
+        bar = tqdm.tqdm(total=0, unit="tile", disable=not sys.stderr.isatty(), leave=False)
+        tiled = ImageRestorer(restorer.model, restorer.params, tiling, args.dtype, bar)
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
@@ -333,6 +342,7 @@ def run(argv: list[str] | None = None) -> int:
         except (InputError, ValueError, OSError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             status = 1
+    bar.close()
     seconds = time.perf_counter() - start
     print(
         f"{name}: restored {done} of {len(jobs)} image(s), {pixels / 1e6:.1f} MP in "

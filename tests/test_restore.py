@@ -2,8 +2,10 @@
 
 import io
 import resource
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import jax
@@ -132,6 +134,13 @@ def bad_inputs(folder: Path, photo: np.ndarray) -> dict[str, Path]:
     Image.fromarray(photo[..., 0].astype(np.uint16) * 257).save(files["16-bit"])
     files["empty"] = folder / "empty.webp"
     files["empty"].write_bytes(b"")
+    # A PNG header claiming 60000x60000 pixels (3.6 gigapixels), and no data.
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    files["huge"] = folder / "huge.png"
+    files["huge"].write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    )
     return files
 
 
