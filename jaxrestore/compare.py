@@ -23,7 +23,6 @@ import json
 import sys
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -62,11 +61,6 @@ class Scorer:
         self.name = workdir
         self.restorer = inference.Restorer(workdir, estimator)
         self.estimator = estimator
-        self._apply = jax.jit(
-            lambda p, x, q: losses.quantize(
-                self.restorer.model.apply({"params": p}, x.astype(jnp.float32) / 255.0, q)
-            )
-        )
 
     def quality(self, degraded: np.ndarray, original: np.ndarray, true: int | None) -> tuple:
         if not self.restorer.conditioned:
@@ -78,7 +72,8 @@ class Scorer:
         return float(degrade.jpeg_equivalent_quality(original, degraded)), "oracle"
 
     def psnr(self, degraded: np.ndarray, original: np.ndarray, quality: float) -> float:
-        restored = self._apply(
+        # The restorer's own jitted apply: uint8 in, quantised [0, 1] out.
+        restored = self.restorer._apply(
             self.restorer.params, jnp.asarray(degraded[None]), jnp.full((1,), quality)
         )
         target = jnp.asarray(original[None], jnp.float32) / 255.0
