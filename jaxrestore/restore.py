@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -44,7 +45,7 @@ import tqdm
 from absl import logging
 from PIL import Image, ImageOps
 
-from jaxrestore import inference
+from jaxrestore import inference, video
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS / "ssim_universal"
@@ -143,42 +144,65 @@ class ImageRestorer:
             out.append(np.asarray(self._apply(self.params, jnp.asarray(chunk), q))[:count])
         return np.concatenate(out)
 
-    def restore_float(self, rgb: np.ndarray, quality: float) -> np.ndarray:
-        """uint8 RGB [H, W, 3] -> restored float32 in [0, 255], before rounding."""
-        height, width = rgb.shape[:2]
-        tile, overlap = self.tiling.tile, self.tiling.overlap
+    def _geometry(self, height: int, width: int, whole: bool) -> tuple[int, int, int, int]:
+        """(tile_h, tile_w, full_h, full_w) for an image: `full` is the padded canvas."""
+        tile = self.tiling.tile
         # Odd sides get one edge-padded row/column, as the generator itself does, so
-        # every tile starts on the stride-2 grid of the whole image; sides under one
-        # tile are edge-padded to a multiple of 64.
+        # every tile starts on the stride-2 grid of the whole image.
         even_h, even_w = height + height % 2, width + width % 2
+        if whole and even_h * even_w <= tile * tile:
+            return even_h, even_w, even_h, even_w  # one shape for all frames of a video
+        # Sides under one tile are edge-padded to a multiple of 64.
         tile_h = tile if even_h > tile else -(-even_h // PAD_MULTIPLE) * PAD_MULTIPLE
         tile_w = tile if even_w > tile else -(-even_w // PAD_MULTIPLE) * PAD_MULTIPLE
-        full_h, full_w = max(even_h, tile_h), max(even_w, tile_w)
-        padded = np.pad(rgb, ((0, full_h - height), (0, full_w - width), (0, 0)), mode="edge")
+        return tile_h, tile_w, max(even_h, tile_h), max(even_w, tile_w)
+
+    def restore_float(self, rgb: np.ndarray, quality: float) -> np.ndarray:
+        """uint8 RGB [H, W, 3] -> restored float32 in [0, 255], before rounding."""
+        return self.restore_many_float(rgb[None], quality)[0]
+
+    def restore_many_float(
+        self, images: np.ndarray, quality: float, whole: bool = False
+    ) -> np.ndarray:
+        """uint8 RGB [N, H, W, 3] -> restored float32 [N, H, W, 3] in [0, 255]. Tiles
+        of all N images are batched together; with `whole`, an image of at most
+        tile² pixels is one tile of its own (even) size, as suits video frames."""
+        count, height, width = images.shape[:3]
+        overlap = self.tiling.overlap
+        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)
+        pad = ((0, 0), (0, full_h - height), (0, full_w - width), (0, 0))
+        padded = np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
         positions = [
-            (y, x)
+            (i, y, x)
+            for i in range(count)
             for y in tile_starts(full_h, tile_h, overlap)
             for x in tile_starts(full_w, tile_w, overlap)
         ]
-        total = np.zeros((full_h, full_w, 3), np.float32)
-        weight = np.zeros((full_h, full_w, 1), np.float32)
+        total = np.zeros((count, full_h, full_w, 3), np.float32)
+        weight = np.zeros((count, full_h, full_w, 1), np.float32)
         if self.progress is not None:
             self.progress.total = (self.progress.total or 0) + len(positions)
             self.progress.refresh()
-        # A batch of tiles at a time: the host holds the image, the sums and one batch.
+        # A batch of tiles at a time: the host holds the images, the sums and one batch.
         for first in range(0, len(positions), self.tiling.batch):
             group = positions[first : first + self.tiling.batch]
-            tiles = np.stack([padded[y : y + tile_h, x : x + tile_w] for y, x in group])
-            for (y, x), result in zip(group, self._run(tiles, quality)):
+            tiles = np.stack([padded[i, y : y + tile_h, x : x + tile_w] for i, y, x in group])
+            for (i, y, x), result in zip(group, self._run(tiles, quality)):
                 w = np.outer(
                     blend_weights(full_h, tile_h, y, overlap),
                     blend_weights(full_w, tile_w, x, overlap),
                 )[..., None]
-                total[y : y + tile_h, x : x + tile_w] += result * w
-                weight[y : y + tile_h, x : x + tile_w] += w
+                total[i, y : y + tile_h, x : x + tile_w] += result * w
+                weight[i, y : y + tile_h, x : x + tile_w] += w
             if self.progress is not None:
                 self.progress.update(len(group))
-        return (total / weight)[:height, :width]
+        return (total / weight)[:, :height, :width]
+
+    def restore_frames(self, frames: np.ndarray, quality: float) -> np.ndarray:
+        """uint8 RGB video frames [N, H, W, 3] -> restored uint8, whole frames at a time
+        when they fit one tile."""
+        restored = self.restore_many_float(frames, quality, whole=True)
+        return np.clip(np.round(restored), 0, 255).astype(np.uint8)
 
     def restore(self, rgb: np.ndarray, quality: float) -> np.ndarray:
         """uint8 RGB [H, W, 3] -> restored uint8 RGB, in tiles."""
@@ -265,9 +289,18 @@ def save_image(loaded: Loaded, restored: np.ndarray, output: Path, fmt: str) -> 
         temporary.unlink(missing_ok=True)
 
 
-def plan(inputs: list[Path], output: Path, fmt: str | None) -> list[tuple[Path, Path, str]]:
-    """(input file, output file, format) for every image to restore."""
+def plan(
+    inputs: list[Path], output: Path, fmt: str | None, codec: str = "h264"
+) -> list[tuple[Path, Path, str]]:
+    """(input file, output file, format) for everything to restore; the format of a
+    video is "VIDEO"."""
     single = len(inputs) == 1 and not inputs[0].is_dir()
+    if single and video.is_video(inputs[0]):
+        if output.suffix.lower() not in video.OUTPUT_SUFFIXES:
+            raise ValueError(
+                f"{output}: a video is written to one of {', '.join(video.OUTPUT_SUFFIXES)}"
+            )
+        return [(inputs[0], output, "VIDEO")]
     if single:
         suffix = output.suffix.lower()
         chosen = fmt.upper() if fmt else FORMATS.get(suffix)
@@ -281,56 +314,102 @@ def plan(inputs: list[Path], output: Path, fmt: str | None) -> list[tuple[Path, 
     suffix = {"JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "PNG": ".png"}
     if chosen not in suffix:
         raise ValueError(f"--format {fmt}: expected png, jpeg, webp, tiff or bmp")
+
+    def target(file: Path, folder: Path) -> tuple[Path, Path, str]:
+        if not video.is_video(file):
+            return file, folder.with_suffix(suffix[chosen]), chosen
+        # A video keeps its container where we can write it (.mkv for FFV1).
+        kept = file.suffix.lower() if file.suffix.lower() in video.OUTPUT_SUFFIXES else ".mp4"
+        return file, folder.with_suffix(".mkv" if codec == "ffv1" else kept), "VIDEO"
+
     jobs = []
     for item in inputs:
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in FORMATS)
+            files = sorted(
+                p for p in item.rglob("*") if p.suffix.lower() in FORMATS or video.is_video(p)
+            )
             for file in files:
-                relative = file.relative_to(item).with_suffix(suffix[chosen])
-                jobs.append((file, output / item.name / relative, chosen))
+                jobs.append(target(file, output / item.name / file.relative_to(item)))
         else:
-            jobs.append((item, output / (item.stem + suffix[chosen]), chosen))
+            jobs.append(target(item, output / item.name))
     return jobs
+
+
+def video_quality(restorer: inference.Restorer, quality: str, path: Path) -> float:
+    """The QF a conditioned generator gets for a whole video: the given number, or the
+    median of the predictor's estimates over frames spread through it."""
+    if quality != "auto":
+        return restorer.quality_for(np.zeros((8, 8, 3), np.uint8), quality)[0]
+    if restorer.estimator is None:
+        raise ValueError(f"{path}: --quality auto on a video needs the quality predictor")
+    return float(inference.estimate_file(path, restorer.estimator)["quality"])
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="jaxrestore.restore", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("inputs", nargs="+", type=Path, help="image/video files or folders")
     parser.add_argument("--output", "-o", type=Path, required=True)
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--predictor", default=str(DEFAULT_PREDICTOR))
     parser.add_argument("--quality", default="auto", help="'auto' or a JPEG QF 1–100")
     parser.add_argument("--tile", type=int, default=Tiling.tile)
     parser.add_argument("--overlap", type=int, default=Tiling.overlap)
-    parser.add_argument("--batch", type=int, default=Tiling.batch)
+    parser.add_argument("--batch", type=int, default=Tiling.batch, help="tiles or frames")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--format", default=None, help="png, jpeg, webp, tiff or bmp")
+    parser.add_argument("--codec", default="h264", help="video: h264 or ffv1 (lossless, .mkv)")
+    parser.add_argument("--crf", type=float, default=video.Encoding.crf, help="H.264 CRF")
+    parser.add_argument("--preset", default=video.Encoding.preset, help="x264 preset")
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)
     name = "jaxrestore.restore"
     try:
         tiling = Tiling(args.tile, args.overlap, args.batch)
+        encoding = video.Encoding(args.codec, args.crf, args.preset)
         for item in args.inputs:
             if not item.exists():
                 raise ValueError(f"{item}: no such file or folder")
-        jobs = plan(args.inputs, args.output, args.format)
+        jobs = plan(args.inputs, args.output, args.format, encoding.codec)
         if not jobs:
-            raise ValueError(f"{', '.join(map(str, args.inputs))}: no images found")
+            raise ValueError(f"{', '.join(map(str, args.inputs))}: no images or videos found")
         estimator = None
         if args.quality == "auto" and args.predictor and Path(args.predictor).exists():
             estimator = inference.QualityEstimator(args.predictor)
         restorer = inference.Restorer(args.checkpoint, estimator)
-        # Tiles per second and ETA on a terminal; nothing when stderr is piped.
-        bar = tqdm.tqdm(total=0, unit="tile", disable=not sys.stderr.isatty(), leave=False)
+        # Tiles (or frames) per second and ETA on a terminal; nothing when piped.
+        shown = sys.stderr.isatty()
+        bar = tqdm.tqdm(total=0, unit="tile", disable=not shown, leave=False)
         tiled = ImageRestorer(restorer.model, restorer.params, tiling, args.dtype, bar)
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
-    status, done, pixels, start = 0, 0, 0, time.perf_counter()
+    status, start = 0, time.perf_counter()
+    done = {"image": 0, "video": 0}
+    pixels = frames = 0
+    video_seconds = 0.0
     for source, target, fmt in jobs:
         try:
+            if fmt == "VIDEO":
+                began = time.perf_counter()
+                quality = 50.0
+                if restorer.conditioned:
+                    quality = video_quality(restorer, args.quality, source)
+                tiled.progress = None
+                with tqdm.tqdm(unit="frame", disable=not shown, leave=False) as frame_bar:
+                    frames += video.restore_video(
+                        source,
+                        target,
+                        functools.partial(tiled.restore_frames, quality=quality),
+                        encoding,
+                        tiling.batch,
+                        frame_bar,
+                    )
+                tiled.progress = bar
+                video_seconds += time.perf_counter() - began
+                done["video"] += 1
+                continue
             loaded = load_image(source)
             quality = 50.0
             if restorer.conditioned:
@@ -338,17 +417,26 @@ def run(argv: list[str] | None = None) -> int:
             restored = tiled.restore(loaded.rgb, quality)
             save_image(loaded, restored, target, fmt)
             pixels += loaded.rgb.shape[0] * loaded.rgb.shape[1]
-            done += 1
+            done["image"] += 1
         except (InputError, ValueError, OSError) as error:
             print(f"{name}: {error}", file=sys.stderr)
             status = 1
     bar.close()
     seconds = time.perf_counter() - start
-    print(
-        f"{name}: restored {done} of {len(jobs)} image(s), {pixels / 1e6:.1f} MP in "
-        f"{seconds:.1f} s ({pixels / 1e6 / max(seconds, 1e-9):.2f} MP/s)",
-        file=sys.stderr,
-    )
+    videos = sum(fmt == "VIDEO" for _, _, fmt in jobs)
+    parts = []
+    if len(jobs) > videos:
+        image_seconds = max(seconds - video_seconds, 1e-9)
+        parts.append(
+            f"{done['image']} of {len(jobs) - videos} image(s), {pixels / 1e6:.1f} MP "
+            f"({pixels / 1e6 / image_seconds:.2f} MP/s)"
+        )
+    if videos:
+        parts.append(
+            f"{done['video']} of {videos} video(s), {frames} frames "
+            f"({frames / max(video_seconds, 1e-9):.2f} frames/s)"
+        )
+    print(f"{name}: restored {' and '.join(parts)} in {seconds:.1f} s", file=sys.stderr)
     return status
 
 

@@ -19,3 +19,41 @@ def tiny_config():
     from configs import ssim
 
     return ssim.get_config("tiny")
+
+
+MODEL = {"channels": 8, "num_blocks": 2, "residual_scale": 1.0, "dtype": "float32"}
+
+
+def small_generator():
+    """The real generator, conditioned, with every weight random (its output layer
+    too, which training would otherwise have to move away from zero)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxrestore.models import generator as generator_lib
+
+    model = generator_lib.Generator(channels=8, num_blocks=2, conditioned=True)
+    params = model.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)), jnp.full((1,), 50.0))
+    rng = np.random.default_rng(2)
+    params = jax.tree.map(lambda x: 0.1 * rng.standard_normal(x.shape, np.float32), params)
+    return model, params["params"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A params-only export of `small_generator`, as the restore command loads it."""
+    from jaxrestore import export
+
+    _, params = small_generator()
+    out = tmp_path_factory.mktemp("export") / "small"
+    info = {"stage": "ssim", "kind": "generator", "model": {**MODEL, "conditioned": True}}
+    export.write_export(out, params, info)
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from jaxrestore.data import sources
+
+    return sources.read_image(str(sources.embedded_dir() / "chelsea.png"))  # 451x300

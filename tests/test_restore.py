@@ -7,42 +7,14 @@ import sys
 import zlib
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
+from conftest import small_generator
 from PIL import Image
 
-from jaxrestore import export, restore
-from jaxrestore.data import sources
-from jaxrestore.models import generator as generator_lib
+from jaxrestore import restore
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"channels": 8, "num_blocks": 2, "residual_scale": 1.0, "dtype": "float32"}
-
-
-def small_generator():
-    """The real generator, conditioned, with every weight random (its output layer
-    too, which training would otherwise have to move away from zero)."""
-    model = generator_lib.Generator(channels=8, num_blocks=2, conditioned=True)
-    params = model.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)), jnp.full((1,), 50.0))
-    rng = np.random.default_rng(2)
-    params = jax.tree.map(lambda x: 0.1 * rng.standard_normal(x.shape, np.float32), params)
-    return model, params["params"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    _, params = small_generator()
-    out = tmp_path_factory.mktemp("export") / "small"
-    info = {"stage": "ssim", "kind": "generator", "model": {**MODEL, "conditioned": True}}
-    export.write_export(out, params, info)
-    return out
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return sources.read_image(str(sources.embedded_dir() / "chelsea.png"))  # 451x300
 
 
 def run_cli(*args):

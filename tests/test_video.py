@@ -1,0 +1,190 @@
+"""The restore command on video: streams, timestamps and audio kept, bad files refused."""
+
+import fractions
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import small_generator
+from test_restore import run_here
+
+from jaxrestore import restore, video
+
+NTSC = fractions.Fraction(30000, 1001)
+
+
+def make_video(
+    path: Path,
+    photo: np.ndarray,
+    frames: int = 10,
+    size: tuple[int, int] = (96, 64),
+    rate: fractions.Fraction = NTSC,
+    audio: bool = True,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    pts: list[int] | None = None,
+) -> None:
+    """A clip panning over the photo (H.264 at CRF 35 by default), with a 440 Hz AAC
+    tone as long as the video; `pts` (in 1/1000 s) makes the frame rate variable."""
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "35", "preset": "veryfast"}
+        if pts is not None:
+            stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        if audio:
+            sound = out.add_stream("aac", rate=48000)
+            sound.layout = "stereo"
+        for i in range(frames):
+            crop = np.ascontiguousarray(photo[i * 3 : i * 3 + height, i * 5 : i * 5 + width])
+            frame = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(format=pix_fmt)
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], fractions.Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        if audio:
+            samples = int(48000 * frames / rate)
+            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)
+            tone = np.stack([tone, tone]).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = np.ascontiguousarray(tone[:, start : start + 1024])
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts = 48000, start
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode(None))
+
+
+def read_back(path: Path) -> dict:
+    """Everything the tests compare: frames, their times, stream facts, audio packets."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        facts = {
+            "size": (stream.codec_context.width, stream.codec_context.height),
+            "rate": stream.average_rate,
+            "codec": stream.codec_context.name,
+            "audio_codecs": [a.codec_context.name for a in container.streams.audio],
+        }
+        frames = [(f.to_ndarray(format="rgb24"), f.time) for f in container.decode(stream)]
+    with av.open(str(path)) as container:
+        facts["audio"] = [
+            (bytes(p), round(float(p.pts * p.time_base), 4))
+            for p in container.demux(*container.streams.audio)
+            if p.dts is not None and p.size
+        ]
+    facts["frames"] = np.stack([f for f, _ in frames])
+    facts["times"] = [round(t, 4) for _, t in frames]
+    return facts
+
+
+def test_video_keeps_frames_rate_size_timestamps_and_audio(tmp_path, photo, model_dir, capsys):
+    source = tmp_path / "clip.mp4"
+    make_video(source, photo, frames=10)
+    out = tmp_path / "out" / "clip.mp4"
+    status, err = run_here(
+        capsys, source, "--output", out, "--checkpoint", model_dir, "--batch", "3"
+    )  # --quality auto: the packaged predictor on frames spread through the clip
+    assert status == 0, err
+    assert "restored 1 of 1 video(s), 10 frames" in err
+    before, after = read_back(source), read_back(out)
+    assert after["codec"] == "h264" and after["audio_codecs"] == ["aac"]
+    assert after["size"] == before["size"] == (96, 64)
+    assert after["rate"] == before["rate"] == NTSC
+    assert len(after["frames"]) == len(before["frames"]) == 10
+    assert after["times"] == before["times"]
+    assert len(before["audio"]) > 10 and after["audio"] == before["audio"]  # bit for bit
+    change = np.abs(after["frames"].astype(int) - before["frames"]).mean()
+    assert change > 1.0  # restored, not copied
+    assert [p.name for p in out.parent.iterdir()] == ["clip.mp4"]  # no temporary left
+
+
+def test_lossless_output_is_exactly_the_restored_frames(tmp_path, photo):
+    # Variable frame rate, no audio, FFV1 out: every pixel and timestamp comes back.
+    source = tmp_path / "vfr.mkv"
+    times = [0, 40, 80, 100, 180, 200, 260]
+    make_video(source, photo, frames=7, size=(90, 62), audio=False, pts=times)
+    model, params = small_generator()
+    restorer = restore.ImageRestorer(model, params, restore.Tiling(tile=128, overlap=32, batch=3))
+    out = tmp_path / "vfr_restored.mkv"
+    count = video.restore_video(
+        source,
+        out,
+        lambda frames: restorer.restore_frames(frames, 40.0),
+        video.Encoding(codec="ffv1"),
+        batch=3,
+    )
+    assert count == 7
+    assert restorer.traces == 1  # 3 + 3 + 1 frames, one compiled shape
+    before, after = read_back(source), read_back(out)
+    assert after["codec"] == "ffv1" and after["audio_codecs"] == []
+    assert after["times"] == before["times"] == [t / 1000 for t in times]
+    expected = restorer.restore_frames(before["frames"], 40.0)
+    np.testing.assert_array_equal(after["frames"], expected)
+    with pytest.raises(video.VideoError, match=r"FFV1 video is written to \.mkv"):
+        video.restore_video(source, tmp_path / "x.mp4", lambda f: f, video.Encoding("ffv1"))
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def bad_videos(folder: Path, photo: np.ndarray) -> dict[str, Path]:
+    files = {}
+    good = folder / "good.mp4"
+    make_video(good, photo, frames=6)
+    data = good.read_bytes()
+    files["truncated mp4"] = folder / "cut.mp4"
+    files["truncated mp4"].write_bytes(data[: len(data) // 2])
+    long = folder / "long.mkv"
+    make_video(long, photo, frames=24, audio=False)
+    data = long.read_bytes()
+    files["truncated mkv"] = folder / "cut.mkv"
+    files["truncated mkv"].write_bytes(data[: len(data) // 2])
+    files["corrupt"] = folder / "noise.mp4"
+    noise = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    files["corrupt"].write_bytes(b"\0\0\0\x18ftypmp42" + noise)
+    files["not a video"] = folder / "notes.mov"
+    files["not a video"].write_text("these are words, not frames\n")
+    files["no video stream"] = folder / "sound.mkv"
+    with av.open(str(files["no video stream"]), "w") as out:
+        sound = out.add_stream("flac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate, frame.pts = 8000, 0
+        out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    files["tiny"] = folder / "tiny.mkv"
+    make_video(files["tiny"], photo, 2, (6, 6), audio=False, codec="ffv1", pix_fmt="yuv444p")
+    files["10-bit"] = folder / "deep.mkv"
+    make_video(
+        files["10-bit"], photo, 2, (32, 32), audio=False, codec="ffv1", pix_fmt="yuv420p10le"
+    )
+    files["huge"] = folder / "huge.y4m"  # a header claiming 10000x8000 frames, no frames
+    files["huge"].write_bytes(b"YUV4MPEG2 W10000 H8000 F25:1 Ip A1:1 C420jpeg\n")
+    files["empty"] = folder / "empty.webm"
+    files["empty"].write_bytes(b"")
+    return files
+
+
+def test_bad_videos_fail_with_one_line_naming_the_file_and_leave_no_output(
+    tmp_path, photo, model_dir, capsys
+):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for what, path in bad_videos(folder, photo).items():
+        out = tmp_path / "out" / f"{path.stem}.mkv"
+        status, err = run_here(
+            capsys, path, "--output", out, "--checkpoint", model_dir, "--quality", "30"
+        )
+        assert status != 0, what
+        errors = [line for line in err.splitlines() if str(path) in line]
+        assert len(errors) == 1, (what, err)
+        assert not out.exists() and not list(out.parent.glob(".*partial*")), what
+    good = folder / "good.mp4"
+    status, err = run_here(capsys, good, "--output", tmp_path / "x.avi", "--checkpoint", model_dir)
+    assert status == 2 and "x.avi: a video is written to one of .mp4" in err
+    status, err = run_here(
+        capsys, good, "-o", tmp_path / "x.mp4", "--checkpoint", model_dir, "--codec", "vp9"
+    )
+    assert status == 2 and "--codec must be one of h264, ffv1" in err
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.avi").exists()
