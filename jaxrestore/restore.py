@@ -1,28 +1,41 @@
-"""Restore compressed images.
+"""Restore compressed images and video.
 
     python -m jaxrestore.restore INPUT... --output PATH [--checkpoint RUN] [--quality auto|N]
-        [--tile 1024] [--overlap 128] [--dtype float32|bfloat16] [--batch 2] [--format png]
+        [--tile 1024] [--overlap 128] [--dtype float32|bfloat16] [--batch 1] [--format png]
+        [--codec h264|ffv1] [--crf 17] [--preset medium]
 
-INPUT: image files (JPEG, PNG, WebP, TIFF, BMP) or folders (every image below
-them, recursively). One file in: OUTPUT is the output file, its format taken
-from the extension. Several files or a folder: OUTPUT is a folder; the tree
-below each input folder is mirrored and each file keeps its stem, saved as
-lossless PNG unless `--format` says otherwise.
+INPUT: image files (JPEG, PNG, WebP, TIFF, BMP), video files (anything PyAV
+decodes: .mp4, .mkv, .mov, .avi, .webm, .mpg, .ts, ...) or folders (every image
+and video below them, recursively). One file in: OUTPUT is the output file, its
+format taken from the extension (.mp4, .m4v, .mov or .mkv for a video). Several
+files or a folder: OUTPUT is a folder; the tree below each input folder is
+mirrored and each file keeps its stem; images are saved as lossless PNG unless
+`--format` says otherwise, videos keep their container (.mp4 for one we do not
+write; .mkv for FFV1).
 
 The model: `--checkpoint` (a training workdir or an export; default the
 packaged universal generator) and, for `--quality auto` on non-JPEG inputs,
 `--predictor` (default the packaged quality predictor). A JPEG file's quality
-is read from its quantisation tables.
+is read from its quantisation tables; a video's is the median of the
+predictor's estimates over 16 frames spread through it.
 
-Any size in bounded memory: the image is cut into `--tile`² tiles; neighbours
-share `--overlap` pixels, blended with linear weights over the middle quarter
-of that band, so each kept pixel is at least 3/8 of the overlap from its tile's
-inner edge — computed as on the whole image when that is the network's reach
-or more (about 40 px for 64 channels × 8 blocks; the default 128 gives 48). Sides under one
-tile are padded to a multiple of 64, so XLA compiles once per tile shape, not
-once per image. EXIF orientation is applied; the ICC profile and EXIF
-data are kept where the output format allows; grayscale stays grayscale; an
-alpha channel is carried through untouched; 16-bit images are refused.
+Any size in bounded memory: an image of at most `--tile`² pixels (sides padded
+to a multiple of 64) is one tile; a larger one is cut into `--tile`² tiles
+whose neighbours share `--overlap` pixels, blended with linear weights over the
+middle quarter of that band, so each kept pixel is at least 3/8 of the overlap
+from its tile's inner edge — computed as on the whole image when that is the
+network's reach or more (about 40 px for 64 channels × 8 blocks; the default
+128 gives 48). XLA compiles once per tile shape, not once per image. EXIF
+orientation is applied; the ICC profile and EXIF data are kept where the output
+format allows; grayscale stays grayscale; an alpha channel is carried through
+untouched; 16-bit images are refused.
+
+Video (`jaxrestore.video`): frames go to the device `--batch` at a time while
+the next ones decode and the previous ones encode; every frame keeps its
+timestamp and the audio streams are copied packet for packet. `--codec h264`
+(libx264 at `--crf`/`--preset`) or `ffv1` (lossless, .mkv). Frames of at most
+`--tile`² pixels are restored whole (one compiled shape per video).
+
 Output is written to a temporary name in the same folder and renamed when
 complete. A file that cannot be restored gets a one-line error naming it; the
 others are still done, and the exit status is then 1.
@@ -71,7 +84,7 @@ class InputError(ValueError):
 class Tiling:
     tile: int = 1024
     overlap: int = 128
-    batch: int = 2
+    batch: int = 1  # tiles (images) or frames (video) per device call; 4–8 on a GPU
 
     def __post_init__(self):
         if self.tile % PAD_MULTIPLE or self.tile < PAD_MULTIPLE:
@@ -152,9 +165,12 @@ class ImageRestorer:
         even_h, even_w = height + height % 2, width + width % 2
         if whole and even_h * even_w <= tile * tile:
             return even_h, even_w, even_h, even_w  # one shape for all frames of a video
-        # Sides under one tile are edge-padded to a multiple of 64.
-        tile_h = tile if even_h > tile else -(-even_h // PAD_MULTIPLE) * PAD_MULTIPLE
-        tile_w = tile if even_w > tile else -(-even_w // PAD_MULTIPLE) * PAD_MULTIPLE
+        # An image of at most tile² pixels (sides padded to a multiple of 64) is one
+        # tile; a larger one is cut into tile² squares (a side under one tile padded).
+        pad_h, pad_w = (-(-side // PAD_MULTIPLE) * PAD_MULTIPLE for side in (even_h, even_w))
+        if pad_h * pad_w <= tile * tile:
+            return pad_h, pad_w, pad_h, pad_w
+        tile_h, tile_w = min(tile, pad_h), min(tile, pad_w)
         return tile_h, tile_w, max(even_h, tile_h), max(even_w, tile_w)
 
     def restore_float(self, rgb: np.ndarray, quality: float) -> np.ndarray:
@@ -166,7 +182,8 @@ class ImageRestorer:
     ) -> np.ndarray:
         """uint8 RGB [N, H, W, 3] -> restored float32 [N, H, W, 3] in [0, 255]. Tiles
         of all N images are batched together; with `whole`, an image of at most
-        tile² pixels is one tile of its own (even) size, as suits video frames."""
+        tile² pixels is one tile of its exact (even) size, as suits the frames of a
+        video, which all share one shape."""
         count, height, width = images.shape[:3]
         overlap = self.tiling.overlap
         tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)

@@ -152,12 +152,12 @@ def _decode(container, batch: int, path: Path, colour: dict) -> Iterator[_Batch]
     def take(frame):
         nonlocal last
         if not colour:
-            colour.update(
-                colorspace=frame.colorspace,
-                color_range=frame.color_range,
-                primaries=frame.color_primaries,
-                trc=frame.color_trc,
-            )
+            # Frame tags where PyAV has them, else the decoder's (PyAV < 17).
+            for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
+                value = getattr(frame, name, None)
+                if value is None:
+                    value = getattr(video.codec_context, name, 0)
+                colour[name] = int(value or 0)
         if frame.width != video.codec_context.width or frame.height != video.codec_context.height:
             raise VideoError(
                 f"{path}: the frame size changes mid-stream ({frame.width}x{frame.height})"
@@ -246,10 +246,9 @@ class _Writer:
         if self.stream.pix_fmt != "bgr0":
             # Tag the output as the input was tagged, and convert RGB back to YUV with
             # the matrix and range that decoding used.
-            context.colorspace = colour["colorspace"]
-            context.color_range = colour["color_range"]
-            context.color_primaries = colour["primaries"]
-            context.color_trc = colour["trc"]
+            for name, value in colour.items():
+                if hasattr(context, name):
+                    setattr(context, name, value)
         self.started = True
 
     def write(self, batch: _Batch, restored: np.ndarray, colour: dict) -> None:
@@ -293,13 +292,9 @@ def _swscale_space(colorspace: int):
     """The swscale matrix for an AVColorSpace tag (BT.601 when untagged)."""
     from av.video.reformatter import Colorspace
 
-    return {
-        1: Colorspace.ITU709,
-        4: Colorspace.FCC,
-        7: Colorspace.SMPTE240M,
-        9: Colorspace.BT2020,
-        10: Colorspace.BT2020,
-    }.get(int(colorspace or 0), Colorspace.ITU601)
+    names = {1: "ITU709", 4: "FCC", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+    name = names.get(int(colorspace or 0), "ITU601")
+    return getattr(Colorspace, name, Colorspace.ITU601)  # BT2020 from PyAV 18
 
 
 def restore_video(
@@ -307,7 +302,7 @@ def restore_video(
     target: Path,
     restore: Callable[[np.ndarray], np.ndarray],
     encoding: Encoding,
-    batch: int = 2,
+    batch: int = 1,
     progress=None,
 ) -> int:
     """Restore every frame of `source` into `target` with `restore` (uint8 [n, H, W, 3]
