@@ -188,3 +188,22 @@ def test_bad_videos_fail_with_one_line_naming_the_file_and_leave_no_output(
     )
     assert status == 2 and "--codec must be one of h264, ffv1" in err
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.avi").exists()
+
+
+def test_folders_mirror_images_and_videos(tmp_path):
+    tree = tmp_path / "shoot"
+    (tree / "day2").mkdir(parents=True)
+    for name in ("a.jpg", "clip.mov", "day2/b.webp", "day2/old.avi", "day2/notes.txt"):
+        (tree / name).write_bytes(b"")
+    out = tmp_path / "out"
+    jobs = restore.plan([tree], out, None, "h264")
+    assert [
+        (s.relative_to(tree).as_posix(), t.relative_to(out).as_posix(), f) for s, t, f in jobs
+    ] == [
+        ("a.jpg", "shoot/a.png", "PNG"),
+        ("clip.mov", "shoot/clip.mov", "VIDEO"),  # a container we write is kept
+        ("day2/b.webp", "shoot/day2/b.png", "PNG"),
+        ("day2/old.avi", "shoot/day2/old.mp4", "VIDEO"),
+    ]
+    lossless = restore.plan([tree], out, "tiff", "ffv1")
+    assert [t.name for _, t, _ in lossless] == ["a.tif", "clip.mkv", "b.tif", "old.mkv"]
