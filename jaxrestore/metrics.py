@@ -6,7 +6,7 @@ Conventions (every report states them):
   128.553 G + 24.966 B) / 255, as MATLAB's rgb2ycbcr and skimage's
   `rgb2ycbcr` compute it) — the convention of the published JPEG
   artifact-removal tables (LIVE1, Classic5, BSDS500).
-- SSIM through `dm_pix.ssim` with an 11-tap Gaussian window of σ = 1.5, K1 =
+- SSIM through `dm_pix.ssim` (as `losses.ssim`) with an 11-tap Gaussian window of σ = 1.5, K1 =
   0.01, K2 = 0.03, data range 255: equal to skimage's `structural_similarity`
   with `gaussian_weights=True, sigma=1.5, use_sample_covariance=False`, mean
   over channels for RGB.
@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import functools
 
-import dm_pix
 import jax
 import jax.numpy as jnp
 
-from jaxrestore import perceptual
+from jaxrestore import losses, perceptual
 
 LUMA = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 NAMES = ("psnr", "psnr_y", "ssim", "ssim_y", "psnr_b", "lpips")
@@ -47,16 +46,9 @@ def psnr(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def ssim(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Per-image SSIM of [B, H, W, C] images on [0, 255] (mean over channels)."""
-    return dm_pix.ssim(
-        a.astype(jnp.float32),
-        b.astype(jnp.float32),
-        max_val=255.0,
-        filter_size=11,
-        filter_sigma=1.5,
-        k1=0.01,
-        k2=0.03,
-    )
+    """Per-image SSIM of [B, H, W, C] images on [0, 255] (mean over channels): the
+    training loss's SSIM (`losses.ssim`, dm_pix) on the [0, 1] scale, which equals it."""
+    return losses.ssim(a.astype(jnp.float32) / 255.0, b.astype(jnp.float32) / 255.0)
 
 
 def blocking_effect_factor(y: jax.Array, block: int = 8) -> jax.Array:

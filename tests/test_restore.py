@@ -115,20 +115,25 @@ def bad_inputs(folder: Path, photo: np.ndarray) -> dict[str, Path]:
     return files
 
 
+def assert_each_refused(capsys, files: dict[str, Path], out: Path, suffix: str, model) -> None:
+    """Each file: a non-zero exit, one stderr line naming it, no output or temporary."""
+    for what, path in files.items():
+        target = out / f"{path.stem}{suffix}"
+        status, err = run_here(
+            capsys, path, "--output", target, "--checkpoint", model, "--quality", "30"
+        )
+        assert status != 0, what
+        errors = [line for line in err.splitlines() if str(path) in line]
+        assert len(errors) == 1, (what, err)
+        assert not target.exists() and not list(out.glob(".*partial*")), what
+
+
 def test_bad_inputs_fail_with_one_line_naming_the_file_and_leave_no_output(
     tmp_path, photo, model_dir, capsys
 ):
     folder = tmp_path / "bad"
     folder.mkdir()
-    for what, path in bad_inputs(folder, photo).items():
-        out = tmp_path / "out" / f"{path.stem}.png"
-        status, err = run_here(
-            capsys, path, "--output", out, "--checkpoint", model_dir, "--quality", "30"
-        )
-        assert status != 0, what
-        errors = [line for line in err.splitlines() if str(path) in line]
-        assert len(errors) == 1, (what, err)
-        assert not out.exists() and not list(out.parent.glob(".*partial*")), what
+    assert_each_refused(capsys, bad_inputs(folder, photo), tmp_path / "out", ".png", model_dir)
     status, err = run_here(capsys, tmp_path / "missing.jpg", "--output", tmp_path / "x.png")
     assert status == 2 and "missing.jpg: no such file" in err
     status, err = run_here(capsys, folder / "tiny.png", "--output", tmp_path / "x.gif")

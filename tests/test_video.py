@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 from conftest import small_generator
-from test_restore import run_here
+from test_restore import assert_each_refused, run_here
 
 from jaxrestore import restore, video
 
@@ -171,15 +171,7 @@ def test_bad_videos_fail_with_one_line_naming_the_file_and_leave_no_output(
 ):
     folder = tmp_path / "bad"
     folder.mkdir()
-    for what, path in bad_videos(folder, photo).items():
-        out = tmp_path / "out" / f"{path.stem}.mkv"
-        status, err = run_here(
-            capsys, path, "--output", out, "--checkpoint", model_dir, "--quality", "30"
-        )
-        assert status != 0, what
-        errors = [line for line in err.splitlines() if str(path) in line]
-        assert len(errors) == 1, (what, err)
-        assert not out.exists() and not list(out.parent.glob(".*partial*")), what
+    assert_each_refused(capsys, bad_videos(folder, photo), tmp_path / "out", ".mkv", model_dir)
     good = folder / "good.mp4"
     status, err = run_here(capsys, good, "--output", tmp_path / "x.avi", "--checkpoint", model_dir)
     assert status == 2 and "x.avi: a video is written to one of .mp4" in err
