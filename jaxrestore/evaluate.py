@@ -393,10 +393,11 @@ def markdown(report: dict) -> str:
     if "note" in task:
         lines.append(f"Not run: {task['note']}")
     else:
-        models = task["models"]
-        lines.append(
-            "Models: " + "; ".join(f"{k}: {v}" for k, v in models.items() if k != "note") + "."
-        )
+        info = task["models"]
+        for role, model in info.get("models", {}).items():
+            lines.append(f"- {role}: {model.get('name', model)}")
+        packages = ", ".join(f"{k} {v}" for k, v in info.get("packages", {}).items())
+        lines.append(f"- packages: {packages}")
         lines += ["", f"| {label} | version | mAP@0.5 | recall | top-1 agreement | faces found |"]
         lines.append("|---|---|---|---|---|---|")
         for quality in settings["qualities"]:
@@ -408,7 +409,8 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {quality} | {kind} | {' | '.join(cells)} |")
         reference = task[str(settings["qualities"][0])].get("reference")
         if reference:
-            lines += ["", f"On the originals: {reference}."]
+            found = ", ".join(f"{v} {k}" for k, v in reference.items())
+            lines += ["", f"Found on the originals: {found}."]
     for clip in report["video"]:
         lines += [
             "",
@@ -445,8 +447,14 @@ def plots(report: dict, extras: dict, out: Path, crops: int) -> list[str]:
     qualities = report["settings"]["qualities"]
     rows = [report["qualities"][str(q)] for q in qualities]
     names = list(rows[0]["jpeg"])
-    figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
-    for axis, name in zip(axes[0], names):
+    columns = min(4, len(names))
+    rows_needed = -(-len(names) // columns)
+    figure, axes = plt.subplots(
+        rows_needed, columns, figsize=(3.2 * columns, 3 * rows_needed), squeeze=False
+    )
+    for axis in axes.flat[len(names) :]:
+        axis.axis("off")
+    for axis, name in zip(axes.flat, names):
         gain = [row["restored"][name] - row["jpeg"][name] for row in rows]
         axis.plot(qualities, gain, "o-")
         axis.axhline(0.0, color="gray", lw=0.8)
