@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrestore import checkpoint, sharding, steps
+from jaxrestore import checkpoint, plot_run, sharding, steps
 from jaxrestore.data import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +151,13 @@ def test_main_writes_metrics_and_held_out_evaluation(tmp_path, tiny_config):
     assert row["eval/lpips_jpeg_q40"] < row["eval/lpips_jpeg_q10"]
     per_image = json.loads((tmp_path / "eval" / "step_12.json").read_text())
     assert set(per_image) == {"coffee", "rocket"}
+    # The run's curves, as the training record plots them.
+    drawn = plot_run.plot([tmp_path], tmp_path / "curves.png")[str(tmp_path)]
+    assert [step for step, _ in drawn["loss"]["loss"]] == list(range(2, 13, 2))
+    assert drawn["gain"]["q10"] == [(12, row["eval/psnr_gain_q10"])]
+    lpips_ratio = row["eval/lpips_restored_q40"] / row["eval/lpips_jpeg_q40"]
+    assert drawn["lpips"]["q40"] == [(12, pytest.approx(lpips_ratio))]
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert checkpoint.load_config(tmp_path).model.channels == tiny_config.model.channels
     assert finished_checkpoints(tmp_path) == [4, 8, 12]
 
