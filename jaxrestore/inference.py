@@ -53,10 +53,30 @@ def load_params(workdir: str | Path, stage: str | None = None) -> tuple[Any, Any
     if stage == "generator" and is_quality:
         raise ValueError(f"{workdir}: a quality predictor, not a generator run")
     if exported:
+        if not (path / "params").is_dir():
+            raise FileNotFoundError(f"{workdir}: model.json but no params/ beside it")
         return config, checkpoint.restore_on_one_device(path / "params")
     tree = checkpoint.load_state_tree(path)
     params = tree["generator"]["params"] if "generator" in tree else tree["params"]
     return config, params
+
+
+def check_params(model, params: Any, example: tuple, source: str | Path) -> None:
+    """Raise a one-line ValueError when `params` are not the ones `model` (built from
+    the saved model config) expects: another size, or a different network."""
+    expected = jax.eval_shape(model.init, jax.random.key(0), *example)["params"]
+    shapes = jax.tree.map(lambda x: tuple(x.shape), expected)
+    found = jax.tree.map(lambda x: tuple(np.shape(x)), params)
+    if shapes != found:
+        described = ", ".join(
+            f"{k}={v}"
+            for k, v in sorted(vars(model).items())
+            if k in ("channels", "num_blocks", "conditioned", "features")
+        )
+        raise ValueError(
+            f"{source}: the saved weights do not match its model config ({described}); "
+            "the export or checkpoint is damaged or was written by a different model"
+        )
 
 
 class QualityEstimator:
@@ -66,6 +86,7 @@ class QualityEstimator:
         self.workdir = workdir
         config, params = load_params(workdir, "quality")
         self.model = quality_lib.make_quality_net(config.model)
+        check_params(self.model, params, (jnp.zeros((1, 64, 64, 3)),), workdir)
         self.params = jax.device_put(params)
         self._predict = jax.jit(
             lambda params, x: self.model.apply({"params": params}, x.astype(jnp.float32) / 255.0)
@@ -167,6 +188,8 @@ class Restorer:
     def __init__(self, workdir: str | Path, estimator: QualityEstimator | None = None):
         self.config, params = load_params(workdir, "generator")
         self.model = generator_lib.make_generator(self.config.model)
+        example = (jnp.zeros((1, 16, 16, 3)), jnp.full((1,), 50.0))
+        check_params(self.model, params, example, workdir)
         self.params = jax.device_put(params)
         self.estimator = estimator
         self.conditioned = bool(self.config.model.get("conditioned", False))

@@ -1,6 +1,7 @@
 """The restore command on images: tiling, compilations, memory, formats, bad input."""
 
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -192,3 +193,28 @@ def test_init_from_takes_an_export_and_names_a_mismatch(tmp_path, model_dir):
         checkpoint.load_generator_params(predictor, like)
     with pytest.raises(FileNotFoundError, match="nor an export"):
         checkpoint.load_generator_params(tmp_path, like)
+
+
+def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
+    import shutil
+
+    photo_file = tmp_path / "in.png"
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(photo_file)
+    resized = tmp_path / "resized"
+    shutil.copytree(model_dir, resized)
+    info = json.loads((resized / "model.json").read_text())
+    info["model"]["channels"] = 16  # the weights were saved for 8
+    (resized / "model.json").write_text(json.dumps(info))
+    stripped = tmp_path / "stripped"
+    shutil.copytree(model_dir, stripped)
+    shutil.rmtree(stripped / "params")
+    cases = {
+        resized: "the saved weights do not match its model config (channels=16",
+        stripped: "model.json but no params/ beside it",
+        tmp_path / "absent": "neither a training workdir (checkpoints/) nor an export",
+    }
+    for checkpoint, message in cases.items():
+        out = tmp_path / "out.png"
+        status, err = run_here(capsys, photo_file, "-o", out, "--checkpoint", checkpoint)
+        assert status == 2 and err.count("\n") == 1 and message in err, err
+        assert not out.exists()
