@@ -2,11 +2,12 @@
 
     python -m jaxrestore.plot_run RUN [RUN ...] --out curves.png
 
-Three panels: the training loss, the held-out PSNR gain over JPEG per quality
-(`eval/psnr_gain_qN`) and, when the run measured it, the held-out LPIPS of the
+Panels, each drawn when a run logged it: the training loss, the held-out PSNR
+gain over JPEG per quality (`eval/psnr_gain_qN`), the held-out LPIPS of the
 restored images relative to JPEG's (`eval/lpips_restored_qN / eval/lpips_jpeg_qN`,
-below 1 = perceptually closer than JPEG). Several runs share the axes, each
-quality a colour and each run a line style.
+below 1 = perceptually closer than JPEG) and, for the quality predictor, its
+held-out error (`eval/quality_mae_qN`). Several runs share the axes, each quality
+a colour and each run a line style.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def read(workdir: Path) -> list[dict]:
 
 
 def curves(rows: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
-    """{'loss': {'loss': points}, 'gain': {qN: points}, 'lpips': {qN: points}}; a
+    """{'loss': {'loss': points}, 'gain' / 'lpips' / 'mae': {qN: points}}; a
     step that was logged twice (a resumed run) keeps its last value."""
-    out: dict[str, dict[str, dict[int, float]]] = {"loss": {}, "gain": {}, "lpips": {}}
+    out: dict[str, dict[str, dict[int, float]]] = {"loss": {}, "gain": {}, "lpips": {}, "mae": {}}
     for row in rows:
         step = int(row["step"])
         if "loss" in row:
@@ -39,6 +40,9 @@ def curves(rows: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
             match = re.fullmatch(r"eval/psnr_gain_q(\d+)", key)
             if match:
                 out["gain"].setdefault(f"q{match[1]}", {})[step] = float(value)
+            match = re.fullmatch(r"eval/quality_mae_q(\d+)", key)
+            if match:
+                out["mae"].setdefault(f"q{match[1]}", {})[step] = float(value)
             match = re.fullmatch(r"eval/lpips_restored_q(\d+)", key)
             if match and row.get(f"eval/lpips_jpeg_q{match[1]}"):
                 ratio = float(value) / float(row[f"eval/lpips_jpeg_q{match[1]}"])
@@ -57,13 +61,16 @@ def plot(workdirs: list[Path], out: Path) -> dict:
     from matplotlib import pyplot as plt
 
     drawn = {str(w): curves(read(w)) for w in workdirs}
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
     titles = (
         ("loss", "training loss"),
         ("gain", "held-out PSNR gain over JPEG (dB)"),
         ("lpips", "held-out LPIPS, restored / JPEG"),
+        ("mae", "held-out quality error (QF units)"),
     )
-    for axis, (panel, title) in zip(axes, titles):
+    # Only the panels some run has data for.
+    titles = tuple(t for t in titles if any(c[t[0]] for c in drawn.values()))
+    figure, axes = plt.subplots(1, len(titles), figsize=(5 * len(titles), 4), squeeze=False)
+    for axis, (panel, title) in zip(axes[0], titles):
         for style, (run, series) in zip(STYLES * 8, drawn.items()):
             for index, (name, points) in enumerate(sorted(series[panel].items())):
                 if points:
@@ -75,7 +82,7 @@ def plot(workdirs: list[Path], out: Path) -> dict:
             axis.axhline(1.0, color="gray", lw=0.8)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("step")
-        if axis.lines:
+        if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
