@@ -35,6 +35,21 @@ def _stage1(arg: str | None) -> ml_collections.ConfigDict:
     return module.get_config(arg)
 
 
+def _cpu_adversarial(config: ml_collections.ConfigDict) -> None:
+    """The adversarial settings both 2-core variants share."""
+    config.batch_size = 8
+    config.d_optimizer.learning_rate = 2e-4
+    config.d_optimizer.warmup_steps = 20
+    config.discriminator.channels = 32
+    config.discriminator.max_channels = 128
+    config.discriminator.sub_patch = 16  # a 4×4 grid on the 64² patch
+    config.gan.perceptual_layers = ("relu2_2",)
+    config.gan.perceptual_weight = 0.05  # relu2_2 MSE ≈ 2 on QF 10–40 JPEG patches
+    config.gan.adversarial_weight = 5e-3
+    config.eval.every_steps = 500
+    config.checkpoint_every_steps = 100
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = _stage1(arg)
     variant = config.variant
@@ -78,20 +93,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if variant == "cpu":
         config.warmup_steps = 2_800  # as configs/ssim.py:cpu
         config.adversarial_steps = 500
-        config.batch_size = 8
         config.optimizer.learning_rate = 2e-4
         config.optimizer.warmup_steps = 20
-        config.d_optimizer.learning_rate = 2e-4
-        config.d_optimizer.warmup_steps = 20
-        config.discriminator.channels = 32
-        config.discriminator.max_channels = 128
-        config.discriminator.sub_patch = 16  # a 4×4 grid on the 64² patch
         config.gan.l1_weight = 8.0
-        config.gan.perceptual_layers = ("relu2_2",)
-        config.gan.perceptual_weight = 0.05  # relu2_2 MSE ≈ 2 on QF 10–40 JPEG patches
-        config.gan.adversarial_weight = 5e-3
-        config.eval.every_steps = 500
-        config.checkpoint_every_steps = 100
+        _cpu_adversarial(config)
     elif variant == "universal_cpu":
         # Adversarial fine-tuning of the packaged universal generator (64 channels ×
         # 8 blocks, QF-conditioned, jaxrestore/weights/ssim_universal) on 2 cores.
@@ -101,22 +106,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.model.channels = 64
         config.model.num_blocks = 8
         config.adversarial_steps = 3_000
-        config.batch_size = 8
         config.optimizer.learning_rate = 5e-5  # a fine-tune: keep the SSIM model's fidelity
         config.optimizer.warmup_steps = 50
-        config.d_optimizer.learning_rate = 2e-4
-        config.d_optimizer.warmup_steps = 20
-        config.discriminator.channels = 32
-        config.discriminator.max_channels = 128
-        config.discriminator.sub_patch = 16  # a 4×4 grid on the 64² patch
         config.gan.l1_weight = 4.0
-        config.gan.perceptual_layers = ("relu2_2",)
-        config.gan.perceptual_weight = 0.05
-        config.gan.adversarial_weight = 5e-3
+        _cpu_adversarial(config)
         config.eval.qualities = (10, 20, 30, 40)
-        config.eval.every_steps = 500
         config.log_every_steps = 25
-        config.checkpoint_every_steps = 100
     elif variant == "tiny":
         config.warmup_steps = 4
         config.adversarial_steps = 8

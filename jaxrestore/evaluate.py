@@ -43,7 +43,6 @@ import dataclasses
 import json
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import jax
@@ -53,7 +52,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from jaxrestore import inference, metrics, restore
+from jaxrestore import inference, metrics, restore, task_eval
 from jaxrestore.data import degrade, sources
 
 CODECS = ("jpeg", "h264", "mpeg2")
@@ -116,18 +115,9 @@ def _brisque():
 
 def _task_models():
     try:
-        from jaxrestore import task_eval
-
         return task_eval.TaskModels(), None
     except (ImportError, RuntimeError, FileNotFoundError) as error:
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 class Evaluator:
@@ -165,7 +155,7 @@ class Evaluator:
             "conditioned": self.restorer.conditioned,
             "predictor": str(self.predictor) if self.predictor else None,
             "dtype": self.settings.dtype,
-            "jaxrestore": _version("jaxrestore"),
+            "jaxrestore": task_eval.package_version("jaxrestore"),
             "jax": jax.__version__,
             "device": jax.devices()[0].device_kind,
         }
@@ -328,7 +318,7 @@ def evaluate(
     task: dict = {"note": task_note} if task_models is None else {"models": task_models.info()}
     if task_models is not None:
         for quality in settings.qualities:
-            task[str(quality)] = task_models_evaluate(task_models, originals, kept[quality])
+            task[str(quality)] = task_eval.evaluate_task(task_models, originals, kept[quality])
     report["task"] = task
     report["video"] = [evaluator.video(read_clip(p, settings.video_frames), p.stem) for p in videos]
     report["model"] = evaluator.model_info()
@@ -338,7 +328,7 @@ def evaluate(
         "images": len(per_image),
         "tile": settings.tile,
         "overlap": settings.overlap,
-        "brisque": brisque_note or f"brisque {_version('brisque')}",
+        "brisque": brisque_note or f"brisque {task_eval.package_version('brisque')}",
         "seconds": round(seconds, 1),
         "seconds_per_image": round(seconds / max(len(per_image), 1), 2),
         "conventions": CONVENTIONS,
@@ -356,12 +346,6 @@ CONVENTIONS = (
     "original; share of the original's faces found again (IoU ≥ 0.5). 'jpeg' is the "
     "compressed version whatever the codec."
 )
-
-
-def task_models_evaluate(models, originals: dict, versions: dict) -> dict:
-    from jaxrestore import task_eval
-
-    return task_eval.evaluate_task(models, originals, versions)
 
 
 def markdown(report: dict) -> str:

@@ -178,7 +178,7 @@ def _model_file(name: str) -> Path:
     return path
 
 
-def _version(distribution: str) -> str | None:
+def package_version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -284,7 +284,7 @@ class TaskModels:
                     "opencv-contrib-python-headless",
                     "opencv-contrib-python",
                 )
-                if (version := _version(name))
+                if (version := package_version(name))
             ),
             (None, None),
         )
@@ -292,10 +292,10 @@ class TaskModels:
             "models": models,
             "models_dir": str(_models_dir()) if (self._detector or self._interpreter) else None,
             "packages": {
-                MODELS_PACKAGE: _version(MODELS_PACKAGE),
+                MODELS_PACKAGE: package_version(MODELS_PACKAGE),
                 "opencv": f"{opencv[0]} {opencv[1]}" if opencv[0] else None,
-                "ai-edge-litert": _version("ai-edge-litert"),
-                "scikit-image": _version("scikit-image"),
+                "ai-edge-litert": package_version("ai-edge-litert"),
+                "scikit-image": package_version("scikit-image"),
             },
         }
 
