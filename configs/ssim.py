@@ -53,6 +53,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.videos = ""  # clip folder ('' = the assembled set's videos/)
     config.data.flip = True  # random horizontal flips
     config.data.rotate = False  # random 90° rotations (with flips: all 8 orientations)
+    # Mild rescaling: each photo patch is cut from a region shrunk by a random factor
+    # in [scale_min, 1] (1 = off), so texture appears at more than one scale.
+    config.data.scale_min = 1.0
     config.data.workers = 8
     config.data.cache_images = 512  # decoded images each worker keeps
 

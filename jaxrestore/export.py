@@ -1,12 +1,16 @@
 """Export a trained model as a small params-only checkpoint.
 
     python -m jaxrestore.export RUN OUT [--step N]
+    python -m jaxrestore.export RUN [RUN ...] OUT --best-lpips Q
 
 OUT gets `params/` (an orbax checkpoint of the model's parameters alone: no
 optimizer state, no data position) and `model.json` (the stage, the model
 config, the training data settings it was trained for, where it came from,
 and its last held-out evaluation). `inference.load_params` reads either a
-training workdir or such an export.
+training workdir or such an export. `--best-lpips Q` exports the kept checkpoint
+whose held-out LPIPS at QF Q is lowest among those that still gain PSNR over the
+JPEG at every evaluated quality, over all the RUNs given (the adversarial stage's
+pick among weight variants).
 """
 
 from __future__ import annotations
@@ -58,6 +62,32 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     return info
 
 
+def best_lpips_step(run: str | Path, quality: int) -> tuple[int, dict]:
+    """(step, its eval record) of the kept checkpoint with the lowest held-out LPIPS at
+    QF `quality` whose PSNR gain over JPEG is positive at every evaluated QF."""
+    run = checkpoint.as_dir(run)
+    metrics = run / "metrics.jsonl"
+    key = f"eval/lpips_restored_q{quality}"
+    if not metrics.exists():
+        raise FileNotFoundError(f"{run}: no metrics.jsonl to choose a checkpoint from")
+    with ocp.CheckpointManager(run / "checkpoints") as manager:
+        kept = set(manager.all_steps())
+    candidates = []
+    for line in metrics.read_text().splitlines():
+        record = json.loads(line)
+        if key not in record or record["step"] not in kept:
+            continue
+        gains = [v for k, v in record.items() if k.startswith("eval/psnr_gain_q")]
+        if gains and min(gains) > 0:
+            candidates.append(record)
+    if not candidates:
+        raise ValueError(
+            f"{run}: no kept checkpoint has {key} and a PSNR gain at every evaluated QF"
+        )
+    best = min(candidates, key=lambda record: record[key])
+    return int(best["step"]), best
+
+
 def write_export(out: str | Path, params: Any, info: dict) -> None:
     """`out`/params (orbax, params only) and `out`/model.json, replaced atomically.
     `info` needs at least "stage" and "model" (a model config dict)."""
@@ -76,13 +106,36 @@ def write_export(out: str | Path, params: Any, info: dict) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrestore.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="training workdir")
+    parser.add_argument("run", nargs="+", help="training workdir(s); several need --best-lpips")
     parser.add_argument("out", help="export directory (replaced)")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+    choice.add_argument(
+        "--best-lpips",
+        type=int,
+        metavar="Q",
+        help="the kept checkpoint with the lowest held-out LPIPS at QF Q that gains PSNR at every QF",
+    )
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)
     try:
-        info = export(args.run, args.out, args.step)
+        run, step = args.run[0], args.step
+        if args.best_lpips is not None:
+            key = f"eval/lpips_restored_q{args.best_lpips}"
+            picks = []
+            for candidate in args.run:
+                try:
+                    picks.append((candidate, *best_lpips_step(candidate, args.best_lpips)))
+                except ValueError as error:  # this run has nothing eligible; others may
+                    print(f"jaxrestore.export: {error}", file=sys.stderr)
+            if not picks:
+                raise ValueError(f"no eligible checkpoint in {', '.join(args.run)}")
+            for candidate, candidate_step, record in picks:
+                print(f"{candidate}: step {candidate_step}, {key} {record[key]:.4f}")
+            run, step, _ = min(picks, key=lambda pick: pick[2][key])
+        elif len(args.run) > 1:
+            parser.error("several runs need --best-lpips")
+        info = export(run, args.out, step)
     except (FileNotFoundError, ValueError) as error:
         print(f"jaxrestore.export: {error}", file=sys.stderr)
         return 1

@@ -109,3 +109,38 @@ def test_rotation_gives_all_orientations_and_flip_mirrors():
     assert directions(False, False) == {(0, 1)}
     assert directions(True, False) == {(0, 1), (0, -1)}
     assert directions(True, True) == {(0, 1), (0, -1), (1, 0), (-1, 0)}
+
+
+def test_rescaling_shrinks_texture_by_a_bounded_random_factor():
+    # A ramp rising by 1 per pixel: cut from a region shrunk by s, it rises by 1/s.
+    ramp = np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (128, 1, 3))
+
+    class Ramp(sources.ImageSet):
+        def __len__(self):
+            return 1
+
+        def load(self, index):
+            return ramp
+
+        def name(self, index):
+            return "ramp"
+
+    def slopes(scale_min):
+        transform = pipeline.CropAndCompress(
+            Ramp(), 32, 95, 95, False, 0, degradations="none", scale_min=scale_min
+        )
+        found = []
+        for seed in range(30):
+            target = transform.random_map(0, np.random.default_rng(seed))["target"]
+            assert target.shape == (32, 32, 3)
+            row = target[16, 4:-4, 0].astype(float)  # away from the resampling edges
+            found.append((row[-1] - row[0]) / (len(row) - 1))
+        return np.array(found)
+
+    unscaled = slopes(1.0)
+    np.testing.assert_allclose(unscaled, 1.0)
+    scaled = slopes(0.5)
+    assert scaled.min() >= 0.97 and scaled.max() <= 2.03, scaled
+    assert scaled.max() > 1.6 and scaled.std() > 0.15  # the factor varies from patch to patch
+    with pytest.raises(ValueError, match="scale_min"):
+        pipeline.CropAndCompress(Ramp(), 32, 95, 95, False, 0, scale_min=0.1)

@@ -21,8 +21,13 @@ import dataclasses
 import grain
 import numpy as np
 from absl import flags
+from PIL import Image
 
 from jaxrestore.data import degrade, sources
+
+
+# Rescaling keeps the margin double JPEG needs to shift its grid.
+RESCALE_MARGIN = degrade.DOUBLE_JPEG_MARGIN
 
 
 class CropAndCompress(grain.transforms.RandomMap):
@@ -42,8 +47,12 @@ class CropAndCompress(grain.transforms.RandomMap):
         degradations: str = "jpeg",
         ranges: degrade.Ranges | None = None,
         clips: sources.ClipSet | None = None,
+        scale_min: float = 1.0,
     ):
+        if not 0.25 <= scale_min <= 1.0:
+            raise ValueError(f"config.data.scale_min={scale_min}: expected a value in [0.25, 1]")
         self.images = images
+        self.scale_min = float(scale_min)
         self.patch_size = patch_size
         ranges = ranges or degrade.Ranges()
         ranges = dataclasses.replace(ranges, quality_min=quality_min, quality_max=quality_max)
@@ -73,6 +82,19 @@ class CropAndCompress(grain.transforms.RandomMap):
             self._cache.move_to_end(index)
         return image
 
+    def _rescaled_window(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random region of `image` shrunk by a random factor in [scale_min, 1]
+        (area-averaging Lanczos), large enough for the patch and its margin."""
+        scale = float(rng.uniform(self.scale_min, 1.0))
+        height, width = image.shape[:2]
+        side = self.patch_size + RESCALE_MARGIN
+        source = min(int(np.ceil(side / scale)), height, width)
+        side = max(min(side, int(source * scale)), min(self.patch_size, source))
+        top = int(rng.integers(0, height - source + 1))
+        left = int(rng.integers(0, width - source + 1))
+        region = Image.fromarray(image[top : top + source, left : left + source])
+        return np.asarray(region.resize((side, side), Image.Resampling.LANCZOS))
+
     def _orient(self, patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random flip / 90° turn of the last-but-one two axes ([..., H, W, C])."""
         if self.flip and rng.random() < 0.5:
@@ -89,6 +111,8 @@ class CropAndCompress(grain.transforms.RandomMap):
             degraded, target, quality = self.mix.clip_pair(kind, self._orient(clip, rng), rng)
         else:
             image = self._image(int(index))
+            if self.scale_min < 1.0 and min(image.shape[:2]) >= size:
+                image = self._rescaled_window(image, rng)
             height, width = image.shape[:2]
             if height < size or width < size:
                 name = self.images.name(int(index))
@@ -159,6 +183,7 @@ def make_train_dataset(
                 data.get("degradations", "jpeg"),
                 degrade.Ranges.from_config(data),
                 clips,
+                data.get("scale_min", 1.0),
             )
         )
         .batch(config.batch_size // process_count, drop_remainder=True)
