@@ -114,7 +114,7 @@ def run(argv: list[str] | None = None) -> int:
         "--best-lpips",
         type=int,
         metavar="Q",
-        help="the kept checkpoint with the lowest held-out LPIPS at QF Q that gains PSNR at every QF",
+        help="the kept checkpoint with the lowest held-out LPIPS at QF Q (PSNR gain at every QF)",
     )
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)

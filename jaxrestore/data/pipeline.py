@@ -25,7 +25,6 @@ from PIL import Image
 
 from jaxrestore.data import degrade, sources
 
-
 # Rescaling keeps the margin double JPEG needs to shift its grid.
 RESCALE_MARGIN = degrade.DOUBLE_JPEG_MARGIN
 
