@@ -541,7 +541,9 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", default="", help="folder of images ('' = held-out photos)")
     parser.add_argument("--qualities", default="10,20,30,40")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--checkpoint", default=str(restore.DEFAULT_CHECKPOINT))
+    parser.add_argument(
+        "--checkpoint", default="ssim", help="'ssim', 'gan' (packaged), a workdir or an export"
+    )
     parser.add_argument("--predictor", default=str(restore.DEFAULT_PREDICTOR))
     parser.add_argument("--codec", default="jpeg", help="jpeg, h264 or mpeg2")
     parser.add_argument(
@@ -592,7 +594,7 @@ def run(argv: list[str] | None = None) -> int:
         for clip in args.video:
             if not clip.exists():
                 raise ValueError(f"{clip}: no such file")
-        evaluator = Evaluator(args.checkpoint, args.predictor, settings)
+        evaluator = Evaluator(restore.resolve_checkpoint(args.checkpoint), args.predictor, settings)
         report, extras = evaluate(evaluator, images, args.video)
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)

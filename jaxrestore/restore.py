@@ -13,9 +13,11 @@ mirrored and each file keeps its stem; images are saved as lossless PNG unless
 `--format` says otherwise, videos keep their container (.mp4 for one we do not
 write; .mkv for FFV1).
 
-The model: `--checkpoint` (a training workdir or an export; default the
-packaged universal generator) and, for `--quality auto` on non-JPEG inputs,
-`--predictor` (default the packaged quality predictor). A JPEG file's quality
+The model: `--checkpoint` (a training workdir, an export, or the name of a
+packaged generator: `ssim`, the default, trained for fidelity with the SSIM
+loss, or `gan`, the same network fine-tuned adversarially with a perceptual
+loss: sharper texture, lower LPIPS, less PSNR) and, for `--quality auto` on
+non-JPEG inputs, `--predictor` (default the packaged quality predictor). A JPEG file's quality
 is read from its quantisation tables; a video's is the median of the
 predictor's estimates over 16 frames spread through it.
 
@@ -61,7 +63,9 @@ from PIL import Image, ImageOps
 from jaxrestore import inference, video
 
 WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS / "ssim_universal"
+# The packaged generators, by the name `--checkpoint` accepts.
+PACKAGED = {"ssim": WEIGHTS / "ssim_universal", "gan": WEIGHTS / "gan_universal"}
+DEFAULT_CHECKPOINT = PACKAGED["ssim"]
 DEFAULT_PREDICTOR = WEIGHTS / "quality"
 PAD_MULTIPLE = 64
 MAX_PIXELS = 400_000_000  # refuse (clearly) anything larger than this
@@ -74,6 +78,11 @@ FORMATS = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
 }
+
+
+def resolve_checkpoint(value: str) -> str:
+    """A packaged generator's name (`ssim`, `gan`) -> its path; anything else as given."""
+    return str(PACKAGED.get(value, value))
 
 
 class InputError(ValueError):
@@ -144,8 +153,16 @@ class ImageRestorer:
             return jnp.clip(restored, 0.0, 1.0) * 255.0  # rounded after blending
 
         self._apply = jax.jit(apply)
+        # Whole frames need no blending: rounded on the device, a quarter of the bytes
+        # come back to the host.
+        self._apply_uint8 = jax.jit(
+            lambda params, tiles, quality: jnp.round(apply(params, tiles, quality)).astype(
+                jnp.uint8
+            )
+        )
 
-    def _run(self, tiles: np.ndarray, quality: float) -> np.ndarray:
+    def _run(self, tiles: np.ndarray, quality: float, apply=None) -> np.ndarray:
+        apply = apply or self._apply
         batch = self.tiling.batch
         out = []
         for start in range(0, len(tiles), batch):
@@ -154,7 +171,7 @@ class ImageRestorer:
             if count < batch:  # one batch shape: pad with copies
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - count, axis=0)])
             q = jnp.full((batch,), quality, jnp.float32)
-            out.append(np.asarray(self._apply(self.params, jnp.asarray(chunk), q))[:count])
+            out.append(np.asarray(apply(self.params, jnp.asarray(chunk), q))[:count])
         return np.concatenate(out)
 
     def _geometry(self, height: int, width: int, whole: bool) -> tuple[int, int, int, int]:
@@ -218,8 +235,20 @@ class ImageRestorer:
     def restore_frames(self, frames: np.ndarray, quality: float) -> np.ndarray:
         """uint8 RGB video frames [N, H, W, 3] -> restored uint8, whole frames at a time
         when they fit one tile."""
-        restored = self.restore_many_float(frames, quality, whole=True)
-        return np.clip(np.round(restored), 0, 255).astype(np.uint8)
+        count, height, width = frames.shape[:3]
+        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole=True)
+        if (tile_h, tile_w) != (full_h, full_w):  # frames larger than a tile
+            restored = self.restore_many_float(frames, quality, whole=True)
+            return np.clip(np.round(restored), 0, 255).astype(np.uint8)
+        pad = ((0, 0), (0, full_h - height), (0, full_w - width), (0, 0))
+        padded = np.pad(frames, pad, mode="edge") if any(sum(p) for p in pad) else frames
+        if self.progress is not None:
+            self.progress.total = (self.progress.total or 0) + count
+            self.progress.refresh()
+        restored = self._run(padded, quality, self._apply_uint8)[:, :height, :width]
+        if self.progress is not None:
+            self.progress.update(count)
+        return restored
 
     def restore(self, rgb: np.ndarray, quality: float) -> np.ndarray:
         """uint8 RGB [H, W, 3] -> restored uint8 RGB, in tiles."""
@@ -368,7 +397,11 @@ def run(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("inputs", nargs="+", type=Path, help="image/video files or folders")
     parser.add_argument("--output", "-o", type=Path, required=True)
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument(
+        "--checkpoint",
+        default="ssim",
+        help="'ssim' (packaged, fidelity), 'gan' (packaged, perceptual), a workdir or an export",
+    )
     parser.add_argument("--predictor", default=str(DEFAULT_PREDICTOR))
     parser.add_argument("--quality", default="auto", help="'auto' or a JPEG QF 1–100")
     parser.add_argument("--tile", type=int, default=Tiling.tile)
@@ -394,7 +427,7 @@ def run(argv: list[str] | None = None) -> int:
         estimator = None
         if args.quality == "auto" and args.predictor and Path(args.predictor).exists():
             estimator = inference.QualityEstimator(args.predictor)
-        restorer = inference.Restorer(args.checkpoint, estimator)
+        restorer = inference.Restorer(resolve_checkpoint(args.checkpoint), estimator)
         # Tiles (or frames) per second and ETA on a terminal; nothing when piped.
         shown = sys.stderr.isatty()
         bar = tqdm.tqdm(total=0, unit="tile", disable=not shown, leave=False)

@@ -218,3 +218,31 @@ def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
         status, err = run_here(capsys, photo_file, "-o", out, "--checkpoint", checkpoint)
         assert status == 2 and err.count("\n") == 1 and message in err, err
         assert not out.exists()
+
+
+def test_packaged_generators_by_name(tmp_path, photo):
+    """`--checkpoint ssim` (default) gains PSNR over a QF 10 JPEG; `--checkpoint gan`
+    stays above the JPEG's PSNR and is perceptually much closer (LPIPS)."""
+    from jaxrestore import losses, perceptual
+
+    source = tmp_path / "cat.jpg"
+    Image.fromarray(photo).save(source, quality=10)
+    jpeg = np.asarray(Image.open(source).convert("RGB"))
+    scores = {}
+    for name in ("ssim", "gan"):
+        out = tmp_path / f"{name}.png"
+        done = run_cli(source, "--output", out, "--checkpoint", name)
+        assert done.returncode == 0, done.stderr
+        restored = np.asarray(Image.open(out))
+        scores[name] = {
+            key: float(fn(jnp.asarray(restored[None]) / 255.0, jnp.asarray(photo[None]) / 255.0)[0])
+            for key, fn in (("psnr", losses.psnr), ("lpips", perceptual.lpips))
+        }
+    base = {
+        key: float(fn(jnp.asarray(jpeg[None]) / 255.0, jnp.asarray(photo[None]) / 255.0)[0])
+        for key, fn in (("psnr", losses.psnr), ("lpips", perceptual.lpips))
+    }
+    assert scores["ssim"]["psnr"] > base["psnr"] + 0.5, (scores, base)
+    assert scores["gan"]["psnr"] > base["psnr"], (scores, base)
+    assert scores["gan"]["lpips"] < 0.8 * base["lpips"], (scores, base)
+    assert scores["gan"]["lpips"] < scores["ssim"]["lpips"], (scores, base)
