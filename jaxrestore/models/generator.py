@@ -18,9 +18,18 @@ unconditioned generator ignores the quality argument.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxrestore.models import fast_conv
+
+# 3×3 convolutions whose gradient is fast on CPU (identical outputs; see fast_conv).
+Conv3x3 = functools.partial(
+    nn.Conv, kernel_size=(3, 3), conv_general_dilated=fast_conv.conv_general_dilated
+)
 
 
 def depth_to_space(x: jax.Array, factor: int) -> jax.Array:
@@ -43,7 +52,7 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, embedding: jax.Array | None = None) -> jax.Array:
-        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="conv1")(x)
+        y = Conv3x3(self.channels, dtype=self.dtype, name="conv1")(x)
         if embedding is not None:
             film = nn.Dense(
                 2 * self.channels, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="film"
@@ -51,7 +60,7 @@ class ResidualBlock(nn.Module):
             scale, shift = jnp.split(film[:, None, None, :], 2, axis=-1)
             y = y * (1.0 + scale) + shift
         y = nn.leaky_relu(y, 0.2)
-        y = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="conv2")(y)
+        y = Conv3x3(self.channels, dtype=self.dtype, name="conv2")(y)
         return x + self.residual_scale * y
 
 
@@ -88,9 +97,9 @@ class Generator(nn.Module):
             trunk = ResidualBlock(
                 self.channels, self.residual_scale, dtype=self.dtype, name=f"block{i}"
             )(trunk, embedding)
-        trunk = nn.Conv(self.channels, (3, 3), dtype=self.dtype, name="trunk_out")(trunk) + down
-        correction = nn.Conv(
-            3 * 4, (3, 3), kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
+        trunk = Conv3x3(self.channels, dtype=self.dtype, name="trunk_out")(trunk) + down
+        correction = Conv3x3(
+            3 * 4, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
         )(trunk)
         restored = x + depth_to_space(correction, 2).astype(jnp.float32)
         return restored[:, :height, :width, :]
