@@ -260,8 +260,9 @@ def bench_pipeline(args) -> list[dict]:
     log(f"pipeline: the {size} SSIM step's consumption …")
     spec = {"stage": "ssim", "size": size, "dtype": "float32", "quick": args.quick}
     consumed = run_case({**spec, "repeats": args.repeats})["patches_per_s"]
-    default_workers = load_config("ssim").data.workers
-    workers_list = sorted({1, default_workers if not args.quick else 2})
+    # One worker, the step config's own count (0 = in the training process) and a pool.
+    pool = 2 if args.quick else load_config("ssim").data.workers
+    workers_list = sorted({1, load_config("ssim", size).data.workers, pool})
     for degradation in ("jpeg", "h264"):
         for workers in workers_list:
             config = load_config("ssim", size)
