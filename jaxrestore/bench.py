@@ -489,7 +489,8 @@ def reference_worker(args) -> None:
     with torch.inference_mode():
         theirs = reference(tx, tq).cpu().numpy()
     max_diff = float(np.abs(ours - theirs).max())
-    if max_diff > 1e-4 * (10 if on_gpu else 1):  # TF32-free float32 on both, CPU exact
+    # float32 on CPU agrees to 1e-4; on a GPU both frameworks may use TF32 convolutions.
+    if max_diff > (1e-2 if on_gpu else 1e-4):
         raise AssertionError(f"reference: JAX and PyTorch outputs differ by {max_diff:.2e}")
 
     def torch_infer():
