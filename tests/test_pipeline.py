@@ -79,23 +79,29 @@ def test_splits_are_disjoint_and_stable(tmp_path):
     assert splits == sources.resolve(config)
 
 
+class OneImage(sources.ImageSet):
+    """An image set of one given array."""
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+
+    def __len__(self):
+        return 1
+
+    def load(self, index):
+        return self.image
+
+    def name(self, index):
+        return "ramp"
+
+
 def test_rotation_gives_all_orientations_and_flip_mirrors():
     # A ramp that rises left to right: every orientation of a patch shows it rising
     # in a different direction (→ ← ↓ ↑).
     ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8)[None, :, None], (64, 1, 3))
 
-    class Ramp(sources.ImageSet):
-        def __len__(self):
-            return 1
-
-        def load(self, index):
-            return ramp
-
-        def name(self, index):
-            return "ramp"
-
     def directions(flip, rotate):
-        transform = pipeline.CropAndCompress(Ramp(), 32, 90, 90, flip, 0, rotate)
+        transform = pipeline.CropAndCompress(OneImage(ramp), 32, 90, 90, flip, 0, rotate)
         found = set()
         for seed in range(40):
             target = transform.random_map(0, np.random.default_rng(seed))["target"]
@@ -115,19 +121,9 @@ def test_rescaling_shrinks_texture_by_a_bounded_random_factor():
     # A ramp rising by 1 per pixel: cut from a region shrunk by s, it rises by 1/s.
     ramp = np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (128, 1, 3))
 
-    class Ramp(sources.ImageSet):
-        def __len__(self):
-            return 1
-
-        def load(self, index):
-            return ramp
-
-        def name(self, index):
-            return "ramp"
-
     def slopes(scale_min):
         transform = pipeline.CropAndCompress(
-            Ramp(), 32, 95, 95, False, 0, degradations="none", scale_min=scale_min
+            OneImage(ramp), 32, 95, 95, False, 0, degradations="none", scale_min=scale_min
         )
         found = []
         for seed in range(30):
@@ -143,4 +139,4 @@ def test_rescaling_shrinks_texture_by_a_bounded_random_factor():
     assert scaled.min() >= 0.97 and scaled.max() <= 2.03, scaled
     assert scaled.max() > 1.6 and scaled.std() > 0.15  # the factor varies from patch to patch
     with pytest.raises(ValueError, match="scale_min"):
-        pipeline.CropAndCompress(Ramp(), 32, 95, 95, False, 0, scale_min=0.1)
+        pipeline.CropAndCompress(OneImage(ramp), 32, 95, 95, False, 0, scale_min=0.1)
