@@ -185,26 +185,31 @@ def case_devices(spec: dict) -> int:
     return load_config(spec["stage"], spec["size"]).mesh.cpu_devices or 1
 
 
+def run_worker(arguments: list[str], cpu_devices: int, what: str) -> list[dict]:
+    """`python -m jaxrestore.bench ARGUMENTS` in a fresh process (the CPU device count is
+    fixed per process; an explicit $JAX_NUM_CPU_DEVICES wins); its JSON lines."""
+    import jax
+
+    env = dict(os.environ)
+    if jax.default_backend() == "cpu" and "JAX_NUM_CPU_DEVICES" not in os.environ:
+        env["JAX_NUM_CPU_DEVICES"] = str(cpu_devices)
+    command = [sys.executable, "-m", "jaxrestore.bench", *arguments]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
 def run_cases(specs: list[dict]) -> list[dict]:
     """Run train cases in fresh processes, one per CPU device count (fixed per process),
     and return their measurements in order."""
-    import jax
-
     results: dict[int, dict] = {}
     groups: dict[int, list[int]] = {}
     for index, spec in enumerate(specs):
         groups.setdefault(case_devices(spec), []).append(index)
     for devices, indices in groups.items():
-        env = dict(os.environ)
-        if jax.default_backend() == "cpu" and "JAX_NUM_CPU_DEVICES" not in os.environ:
-            env["JAX_NUM_CPU_DEVICES"] = str(devices)
         batch = json.dumps([specs[i] for i in indices])
-        command = [sys.executable, "-m", "jaxrestore.bench", "_cases", batch]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise RuntimeError(f"train cases {batch} failed:\n{done.stderr[-3000:]}")
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        results.update(zip(indices, map(json.loads, lines)))
+        results.update(zip(indices, run_worker(["_cases", batch], devices, f"train cases {batch}")))
     return [results[i] for i in range(len(specs))]
 
 
@@ -449,20 +454,12 @@ def bench_reference(args) -> list[dict]:
     """On CPU the JAX side runs in its own process with one JAX device per core and
     the batch split over them (data parallel, as the project trains on CPU: XLA runs
     one device's convolution on about one core); PyTorch uses its default threads."""
-    import jax
 
     if importlib.util.find_spec("torch") is None:
         log("reference: skipped, PyTorch is not installed (pip install torch==2.13.0)")
         return []
-    env = dict(os.environ)
-    if jax.default_backend() == "cpu" and "JAX_NUM_CPU_DEVICES" not in os.environ:
-        env["JAX_NUM_CPU_DEVICES"] = str(os.cpu_count() or 1)
-    command = [sys.executable, "-m", "jaxrestore.bench", "_reference", "--repeats"]
-    command += [str(args.repeats)] + (["--quick"] if args.quick else [])
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"reference benchmark failed:\n{done.stderr[-3000:]}")
-    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    arguments = ["_reference", "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
+    records = run_worker(arguments, os.cpu_count() or 1, "reference benchmark")
     for record in records:
         emit(record)
     return records
