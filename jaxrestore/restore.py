@@ -85,6 +85,12 @@ def resolve_checkpoint(value: str) -> str:
     return str(PACKAGED.get(value, value))
 
 
+def edge_pad(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[N, h, w, C] edge-padded at the bottom and right to [N, height, width, C]."""
+    pad = ((0, 0), (0, height - images.shape[1]), (0, width - images.shape[2]), (0, 0))
+    return np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
+
+
 class InputError(ValueError):
     """A file that cannot be restored; the message names it and says why."""
 
@@ -204,8 +210,7 @@ class ImageRestorer:
         count, height, width = images.shape[:3]
         overlap = self.tiling.overlap
         tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)
-        pad = ((0, 0), (0, full_h - height), (0, full_w - width), (0, 0))
-        padded = np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
+        padded = edge_pad(images, full_h, full_w)
         positions = [
             (i, y, x)
             for i in range(count)
@@ -240,8 +245,7 @@ class ImageRestorer:
         if (tile_h, tile_w) != (full_h, full_w):  # frames larger than a tile
             restored = self.restore_many_float(frames, quality, whole=True)
             return np.clip(np.round(restored), 0, 255).astype(np.uint8)
-        pad = ((0, 0), (0, full_h - height), (0, full_w - width), (0, 0))
-        padded = np.pad(frames, pad, mode="edge") if any(sum(p) for p in pad) else frames
+        padded = edge_pad(frames, full_h, full_w)
         if self.progress is not None:
             self.progress.total = (self.progress.total or 0) + count
             self.progress.refresh()
