@@ -74,6 +74,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.log_every_steps = 100
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 3
+    # A step whose loss or gradient is not finite never updates the state; 'stop' ends
+    # the run naming it, 'skip' goes on and counts it (at most max_skipped_steps).
+    config.nonfinite = "stop"
+    config.max_skipped_steps = 100
 
     if variant == "cpu":
         config.total_steps = 1_500

@@ -98,6 +98,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.log_every_steps = 100
     config.checkpoint_every_steps = 2_000
     config.keep_checkpoints = 3
+    # A step whose loss or gradient is not finite never updates the state; 'stop' ends
+    # the run naming it, 'skip' goes on and counts it (at most max_skipped_steps).
+    config.nonfinite = "stop"
+    config.max_skipped_steps = 100
 
     if variant == "cpu":
         # A real, small model for 2 CPU cores: ~10 minutes, beats JPEG on held-out photos.

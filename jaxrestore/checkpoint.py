@@ -6,7 +6,12 @@ must see the same directory).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,46 @@ def as_dir(path: str | Path | epath.Path) -> epath.Path:
     """A run directory as an absolute `epath.Path` (local paths) or a URL (gs://…)."""
     text = str(path)
     return epath.Path(text) if "://" in text else epath.Path(Path(text).absolute())
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written (full disk, lost permissions, ...)."""
+
+
+def write_text_atomic(path: epath.Path, text: str) -> None:
+    """Replace `path` with `text` whole: a kill leaves the old or the new file, never
+    a mix (object stores replace objects whole anyway)."""
+    if "://" in str(path):
+        path.write_text(text)
+        return
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(workdir: epath.Path) -> None:
+    """Fail now, with the reason, if WORKDIR cannot be created or written."""
+    probe = workdir / f".write_test_{jax.process_index()}"
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(f"{workdir}: the workdir is not writable ({reason})") from None
+
+
+def reached_preemption(step: int) -> bool:
+    """Whether all processes agreed to stop after `step` (JAX's preemption service)."""
+    from orbax.checkpoint._src.multihost import multihost
+
+    return multihost.reached_preemption(step)
 
 
 def make_manager(workdir: str | Path, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
@@ -41,15 +86,45 @@ def save(
     state: Any,
     data_iterator: grain.DatasetIterator,
     config: ml_collections.ConfigDict,
+    loop: dict | None = None,
 ) -> None:
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iterator),
-            config=ocp.args.JsonSave(config.to_dict()),
-        ),
-    )
+    """Start writing the checkpoint of `step` (asynchronously); `loop` holds the train
+    loop's own counters. Raises CheckpointError for this save or the previous one."""
+    with _write_errors(manager, step):
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iterator),
+                config=ocp.args.JsonSave(config.to_dict()),
+                loop=ocp.args.JsonSave(dict(loop or {})),
+            ),
+        )
+
+
+def finish(manager: ocp.CheckpointManager, step: int) -> None:
+    """Wait for the checkpoint of `step` to be complete, then close the manager."""
+    with _write_errors(manager, step):
+        manager.wait_until_finished()
+    manager.close()
+
+
+@contextlib.contextmanager
+def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
+    """Turn a failed (possibly asynchronous) save into one CheckpointError line."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as error:  # noqa: BLE001 - orbax/tensorstore raise many kinds
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        manager.reload()
+        latest = manager.latest_step()
+        kept = f"step {latest} is the newest complete one" if latest is not None else "none"
+        raise CheckpointError(
+            f"{manager.directory}: a checkpoint (step {step} or the one before) could not "
+            f"be written: {reason}; {kept}"
+        ) from None
 
 
 # Fields that fix the shapes of the saved state or the layout of the saved data
@@ -89,26 +164,49 @@ def restore_latest(
     abstract_state: Any,
     data_iterator: grain.DatasetIterator,
     config: ml_collections.ConfigDict,
-) -> tuple[Any, int] | None:
-    """Restore the newest checkpoint into the shapes/shardings of `abstract_state`.
+) -> tuple[Any, int, dict] | None:
+    """Restore the newest readable checkpoint into the shapes/shardings of `abstract_state`.
 
-    The data iterator is moved to the saved position in place. Returns
-    (state, step), or None when the directory holds no checkpoint.
-    """
-    step = manager.latest_step()
-    if step is None:
-        return None
-    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-    check_resumable(restored["config"], config, manager.directory)
-    _check_data_state(epath.Path(manager.directory) / str(step) / "data", manager.directory)
-    restored = manager.restore(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(data_iterator),
-        ),
-    )
-    return restored["state"], step
+    The data iterator is moved to the saved position in place. Returns (state, step,
+    loop counters), or None when the directory holds no checkpoint. A checkpoint that
+    cannot be read (damaged on disk) is skipped, with a warning, for the one before;
+    one written with an incompatible config is an error."""
+    found = sorted(manager.all_steps(), reverse=True)
+    failures = []
+    for step in found:
+        step_dir = epath.Path(manager.directory) / str(step)
+        try:
+            saved = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        except Exception as error:  # noqa: BLE001 - any damage: fall back to an older step
+            failures.append(_skip_damaged(step_dir, error))
+            continue
+        check_resumable(saved["config"], config, manager.directory)
+        _check_data_state(step_dir / "data", manager.directory)
+        items = {
+            "state": ocp.args.StandardRestore(abstract_state),
+            "data": grain.checkpoint.CheckpointRestore(data_iterator),
+        }
+        if (step_dir / "loop").exists():  # checkpoints before the loop counters had none
+            items["loop"] = ocp.args.JsonRestore()
+        try:
+            restored = manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as error:  # noqa: BLE001
+            failures.append(_skip_damaged(step_dir, error))
+            continue
+        loop = {"skipped_steps": 0, **(restored.get("loop") or {})}
+        return restored["state"], step, loop
+    if failures:
+        raise ValueError(
+            f"{manager.directory}: no checkpoint could be read ({'; '.join(failures)}); "
+            "move the directory away to start afresh"
+        )
+    return None
+
+
+def _skip_damaged(step_dir: epath.Path, error: Exception) -> str:
+    reason = f"step {step_dir.name}: {' '.join(str(error).split())[:200]}"
+    print(f"warning: {step_dir}: unreadable checkpoint skipped ({reason})", file=sys.stderr)
+    return reason
 
 
 def _check_data_state(data_dir: epath.Path, directory: Any) -> None:

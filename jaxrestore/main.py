@@ -5,6 +5,12 @@
 
 Rerunning the same command resumes from the newest checkpoint in DIR.
 
+The config is checked before anything is built (`jaxrestore.config_check`): an
+unknown field, an impossible size or a value out of range is a one-line error.
+Exit status: 0 done; 1 an error (bad config, data or workdir, a non-finite step, a
+checkpoint that could not be written: the newest complete one is kept); 75
+(EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a checkpoint: rerun to resume.
+
 Multi-host (one process per host or per GPU): add --distributed (or set
 JAXRESTORE_DISTRIBUTED=1). On Cloud TPU, Slurm, Open MPI and Kubernetes JAX
 finds the coordinator itself; elsewhere set JAX_COORDINATOR_ADDRESS=host:port,
@@ -13,13 +19,14 @@ localhost). Every process runs the same command with the same shared --workdir.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxrestore import sharding, train
+from jaxrestore import checkpoint, config_check, sharding, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ssim.py:cpu.")
 _WORKDIR = flags.DEFINE_string(
@@ -31,6 +38,7 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "Call jax.distributed.initialize() (multi-host; coordinator from the environment).",
 )
 flags.mark_flags_as_required(["config"])
+PREEMPTED_EXIT = 75  # EX_TEMPFAIL: try again (the run resumes)
 
 
 def _env_int(name: str) -> int | None:
@@ -52,11 +60,36 @@ def default_workdir(config_path: str, variant: str) -> Path:
     return Path("runs") / f"{Path(config_path.split(':')[0]).stem}_{variant}"
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with every failure as one line (an unknown --config.field
+    otherwise ends in a KeyError traceback, an error in a config file in its traceback)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        text = str(error)
+        if "Traceback" in text:  # a config file raised: its last line says why
+            head = text.split(":", 1)[0]
+            text = f"{head}: {text.strip().splitlines()[-1].strip()}"
+        sys.exit(f"jaxrestore.main: {' '.join(text.split())}")
+    except (KeyError, AttributeError) as error:
+        detail = error
+        while isinstance(detail, BaseException) and detail.args:
+            detail = detail.args[0]
+        name, _, hint = str(detail).partition("\n")
+        hint = f" ({hint.strip()})" if hint.strip() else ""
+        sys.exit(f"jaxrestore.main: --config: no field {name.strip()}{hint}")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # library chatter; progress is printed by train
     config = _CONFIG.value
+    config_file = Path(flags.FLAGS["config"].config_filename.split(":")[0])
+    try:
+        config_check.validate(config, config_check.load_reference(config.get("stage"), config_file))
+    except config_check.ConfigError as error:
+        sys.exit(f"jaxrestore.main: {config_file}: {error}")
     sharding.configure_cpu_devices(config.mesh)
     if _DISTRIBUTED.value:
         try:
@@ -68,9 +101,17 @@ def main(argv: list[str]) -> None:
     )
     try:
         train.train_and_evaluate(config, workdir)
-    except (ValueError, FileNotFoundError) as error:  # bad config, data or workdir
-        raise SystemExit(f"jaxrestore.main: {error}") from None
+    except train.Preempted as stopped:
+        print(f"jaxrestore.main: {stopped}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT)
+    except (
+        ValueError,
+        FileNotFoundError,
+        train.NonFiniteError,
+        checkpoint.CheckpointError,
+    ) as error:
+        sys.exit(f"jaxrestore.main: {error}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -114,3 +116,22 @@ def quality_train_step(
         "grad_norm": optax.tree.norm(grads),
     }
     return state.apply_gradients(grads=grads), metrics
+
+
+def keep_finite(step_fn: Callable) -> Callable:
+    """Wrap a `(state, batch) -> (state, metrics)` step so that a step whose metrics
+    (loss, gradient norms) are not all finite leaves the state untouched.
+
+    The returned metrics carry `nonfinite` (1.0 for such a step). The train loop
+    reads it with the other metrics, without a device sync per step, and stops or
+    counts the step (`config.nonfinite`); either way no NaN reaches the params, the
+    optimizer moments or a checkpoint."""
+
+    @functools.wraps(step_fn)
+    def guarded(state, batch, **static):
+        new_state, metrics = step_fn(state, batch, **static)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in metrics.values()]))
+        new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+        return new_state, {**metrics, "nonfinite": 1.0 - finite.astype(jnp.float32)}
+
+    return guarded

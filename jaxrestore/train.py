@@ -4,13 +4,32 @@
 (stage 2, `gan.gan_iteration`, after `config.warmup_steps` of stage 1 when no
 `config.init_from` generator is given) or 'quality' (the quality predictor,
 `steps.quality_train_step`).
+
+Faults (nothing is lost):
+- SIGTERM (preemption) or Ctrl-C: the step in flight finishes, a checkpoint of it
+  is written and waited for, and `Preempted` is raised (`jaxrestore.main` exits
+  with status 75, EX_TEMPFAIL); rerunning the same command resumes from it. With
+  several processes JAX's preemption service picks one step for all of them.
+- SIGKILL at any moment: orbax writes each checkpoint to a temporary directory and
+  renames it when complete, so the newest complete one survives; a checkpoint that
+  cannot be read on resume is skipped for the one before it (with a warning).
+- A step with a non-finite loss or gradient leaves the state untouched
+  (`steps.keep_finite`); `config.nonfinite='stop'` (default) ends the run with an
+  error naming the step before any later checkpoint is written, 'skip' counts it
+  (`skipped_steps` in metrics.jsonl) and stops once more than
+  `config.max_skipped_steps` were skipped.
+- An unwritable workdir fails before anything compiles; a checkpoint that cannot be
+  written (full disk) ends the run with an error naming the last complete one.
+- metrics.jsonl and the evaluation files are replaced atomically; a line cut short
+  by a kill is dropped on resume.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,9 +59,9 @@ class MetricsLog:
             self.lines = [
                 line
                 for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= resume_step
+                if (row := _parse_line(line)) is not None and row["step"] <= resume_step
             ]
-            self.path.write_text("".join(line + "\n" for line in self.lines))
+            checkpoint.write_text_atomic(self.path, "".join(line + "\n" for line in self.lines))
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
@@ -53,7 +72,71 @@ class MetricsLog:
             with open(self.path, "a") as f:
                 f.write(line + "\n")
         else:
-            self.path.write_text("".join(line + "\n" for line in self.lines))
+            checkpoint.write_text_atomic(self.path, "".join(line + "\n" for line in self.lines))
+
+
+def _parse_line(line: str) -> dict | None:
+    """A metrics.jsonl row, or None for a blank line or one a kill cut short."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and "step" in row else None
+
+
+class Preempted(Exception):
+    """The run stopped on a signal after saving a checkpoint; rerun to resume."""
+
+    def __init__(self, step: int, reason: str, directory):
+        self.step = step
+        super().__init__(
+            f"{reason}: checkpoint saved at step {step} in {directory}; rerun the same "
+            "command to resume"
+        )
+
+
+class NonFiniteError(FloatingPointError):
+    """A step's loss or gradient was not finite (`config.nonfinite`)."""
+
+
+class StopSignals:
+    """SIGTERM and SIGINT ask the loop to checkpoint and stop after the current step.
+
+    A second SIGINT interrupts at once. With several processes SIGTERM is left to
+    JAX's preemption service (`multihost_utils.reached_preemption_sync_point`), which
+    agrees on one step for all processes."""
+
+    def __init__(self, multiprocess: bool):
+        self.multiprocess = multiprocess
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # else signals are not ours
+            names = [signal.SIGINT] + ([] if self.multiprocess else [signal.SIGTERM])
+            for signum in names:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(
+            f"{self.received} received: saving a checkpoint after this step",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def stop_at(self, step: int) -> str | None:
+        """The reason to stop after `step`, or None to go on."""
+        if self.multiprocess and checkpoint.reached_preemption(step):
+            return "preempted (SIGTERM)"
+        return self.received
 
 
 def _format_duration(seconds: float) -> str:
@@ -76,26 +159,34 @@ def run_length(config: ml_collections.ConfigDict) -> tuple[int, int]:
 
 
 def build(config: ml_collections.ConfigDict, mesh) -> tuple[object, list[tuple[int, Callable]]]:
-    """The initial state and the phases [(last step, jitted step)] of `config.stage`."""
+    """The initial state and the phases [(last step, jitted step)] of `config.stage`.
+
+    Every step is wrapped by `steps.keep_finite`."""
     warmup, total = run_length(config)
+
+    def jit(step_fn: Callable, **static) -> Callable:
+        return sharding.jit_step(steps.keep_finite(step_fn), mesh, **static)
+
     if config.stage == "quality":
-        state = steps.create_quality_state(config, mesh)
-        return state, [(total, sharding.jit_step(steps.quality_train_step, mesh))]
+        return steps.create_quality_state(config, mesh), [(total, jit(steps.quality_train_step))]
     if config.stage == "ssim":
         state = steps.create_train_state(config, mesh)
-        return state, [(total, sharding.jit_step(steps.train_step, mesh, loss_config=config.loss))]
+        return state, [(total, jit(steps.train_step, loss_config=config.loss))]
     state = gan.create_gan_state(config, mesh, total)
-    phases = [(total, sharding.jit_step(gan.gan_iteration, mesh, gan=config.gan))]
+    phases = [(total, jit(gan.gan_iteration, gan=config.gan))]
     if warmup:
-        warmup_step = sharding.jit_step(gan.warmup_step, mesh, loss_config=config.loss)
-        phases.insert(0, (warmup, warmup_step))
+        phases.insert(0, (warmup, jit(gan.warmup_step, loss_config=config.loss)))
     return state, phases
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
-    """Train (resuming from the newest checkpoint in WORKDIR) and return the last metrics."""
+    """Train (resuming from the newest checkpoint in WORKDIR) and return the last metrics.
+
+    Raises `Preempted` after saving a checkpoint on SIGTERM/SIGINT, `NonFiniteError`
+    on a non-finite step (see the module docstring), `checkpoint.CheckpointError`
+    when a checkpoint cannot be written."""
     workdir = checkpoint.as_dir(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint.check_writable(workdir)
     is_chief = jax.process_index() == 0
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(config.batch_size, mesh)
@@ -109,9 +200,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     state, phases = build(config, mesh)
     manager = checkpoint.make_manager(workdir, config)
     restored = checkpoint.restore_latest(manager, state, data_iterator, config)
-    start_step = 0
+    start_step, loop = 0, {"skipped_steps": 0}
     if restored is not None:
-        state, start_step = restored
+        state, start_step, loop = restored
         _log(is_chief, f"resumed from checkpoint at step {start_step} in {workdir}")
     elif config.get("init_from"):
         params = checkpoint.load_generator_params(config.init_from, generator_state(state).params)
@@ -126,7 +217,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         metrics_log.write(step, eval_metrics)
         if is_chief:
             (workdir / "eval").mkdir(parents=True, exist_ok=True)
-            (workdir / "eval" / f"step_{step}.json").write_text(json.dumps(per_image, indent=1))
+            checkpoint.write_text_atomic(
+                workdir / "eval" / f"step_{step}.json", json.dumps(per_image, indent=1)
+            )
         _log(is_chief, evaluator.summary(step, eval_metrics))
         return eval_metrics
 
@@ -134,36 +227,80 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         evaluate(0)
 
     total = run_length(config)[1]
-    pending: list[dict[str, jax.Array]] = []
+    pending: list[tuple[int, dict[str, jax.Array]]] = []
     last: dict[str, float] = {}
+    saved_step = start_step
     interval_start, interval_steps = time.time(), 0
-    for step in range(start_step + 1, total + 1):
-        step_fn = next(fn for last_step, fn in phases if step <= last_step)
-        batch = sharding.to_global(next(data_iterator), mesh)
-        state, step_metrics = step_fn(state, batch)
-        pending.append(step_metrics)
-        interval_steps += 1
 
-        if step % config.log_every_steps == 0 or step == total:
-            last = _mean_metrics(jax.device_get(pending))
-            if not all(math.isfinite(v) for v in last.values()):
-                raise FloatingPointError(f"non-finite training metrics at step {step}: {last}")
-            rate = interval_steps / max(time.time() - interval_start, 1e-9)
-            last["steps_per_second"] = rate
-            last["patches_per_second"] = rate * config.batch_size
-            metrics_log.write(step, last)
-            _log(is_chief, _format_progress(step, total, last, rate))
-            pending, interval_start, interval_steps = [], time.time(), 0
+    def save(step: int) -> None:
+        # The steps since the last check are read first: a non-finite one stops the run
+        # (config.nonfinite='stop') before a checkpoint after it exists.
+        check_pending()
+        checkpoint.save(manager, step, state, data_iterator, config, loop)
 
-        if step % config.eval.every_steps == 0 or step == total:
-            last.update(evaluate(step))
-            interval_start = time.time()
+    def check_pending() -> dict[str, float]:
+        nonlocal pending
+        fetched = jax.device_get(pending)
+        pending = []
+        bad = [(s, m) for s, m in fetched if m["nonfinite"]]
+        for bad_step, bad_metrics in bad:
+            values = ", ".join(f"{k} {v:.4g}" for k, v in bad_metrics.items() if k != "nonfinite")
+            if config.nonfinite == "stop":
+                raise NonFiniteError(
+                    f"non-finite loss or gradient at step {bad_step} ({values}); the state "
+                    f"was not updated and no checkpoint after step {saved_step} was written; "
+                    "rerun resumes from it, --config.nonfinite=skip skips such steps"
+                )
+            loop["skipped_steps"] += 1
+            _log(is_chief, f"step {bad_step} skipped: non-finite ({values})")
+            if loop["skipped_steps"] > config.max_skipped_steps:
+                raise NonFiniteError(
+                    f"{loop['skipped_steps']} steps skipped for non-finite values (the last "
+                    f"at step {bad_step}), more than config.max_skipped_steps="
+                    f"{config.max_skipped_steps}; the last checkpoint is step {saved_step}"
+                )
+        good = [
+            {k: v for k, v in m.items() if k != "nonfinite"}
+            for _, m in fetched
+            if not m["nonfinite"]
+        ]
+        return _mean_metrics(good) if good else {}
 
-        if step % config.checkpoint_every_steps == 0 or step == total:
-            checkpoint.save(manager, step, state, data_iterator, config)
+    with StopSignals(jax.process_count() > 1) as signals:
+        for step in range(start_step + 1, total + 1):
+            step_fn = next(fn for last_step, fn in phases if step <= last_step)
+            batch = sharding.to_global(next(data_iterator), mesh)
+            state, step_metrics = step_fn(state, batch)
+            pending.append((step, step_metrics))
+            interval_steps += 1
 
-    manager.wait_until_finished()
-    manager.close()
+            if step % config.log_every_steps == 0 or step == total:
+                last = check_pending()
+                rate = interval_steps / max(time.time() - interval_start, 1e-9)
+                last["steps_per_second"] = rate
+                last["patches_per_second"] = rate * config.batch_size
+                last["skipped_steps"] = loop["skipped_steps"]
+                metrics_log.write(step, last)
+                if "loss" in last:
+                    _log(is_chief, _format_progress(step, total, last, rate))
+                interval_start, interval_steps = time.time(), 0
+
+            if step % config.eval.every_steps == 0 or step == total:
+                last.update(evaluate(step))
+                interval_start = time.time()
+
+            if step % config.checkpoint_every_steps == 0 or step == total:
+                save(step)
+                saved_step = step
+
+            if (reason := signals.stop_at(step)) is not None and step < total:
+                if saved_step != step:
+                    save(step)
+                    saved_step = step
+                checkpoint.finish(manager, saved_step)
+                raise Preempted(step, reason, workdir)
+
+    checkpoint.finish(manager, saved_step)
     return last
 
 

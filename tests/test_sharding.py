@@ -90,7 +90,7 @@ def test_checkpoint_from_eight_devices_restores_onto_one(tmp_path, tiny_config):
     abstract, _ = train.build(tiny_config, mesh)
     manager = checkpoint.make_manager(tmp_path, tiny_config)
     data_iterator = iter(pipeline.make_train_dataset(tiny_config))
-    state, step = checkpoint.restore_latest(manager, abstract, data_iterator, tiny_config)
+    state, step, _ = checkpoint.restore_latest(manager, abstract, data_iterator, tiny_config)
     manager.close()
     assert step == 4
     for leaf in jax.tree.leaves(state.params):
