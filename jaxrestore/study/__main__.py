@@ -62,7 +62,10 @@ def run(argv: list[str] | None = None) -> int:
             out = prepare.prepare(args)
             print(f"{NAME}: study in {out}", file=sys.stderr)
         elif args.command == "serve":
-            from jaxrestore.study import app
+            try:
+                from jaxrestore.study import app
+            except ImportError as error:
+                raise ValueError(f"serve needs {error.name}: pip install -e '.[study]'") from None
 
             app.serve(args.study, args.host, args.port, args.reference, args.zoom)
         else:

@@ -191,13 +191,14 @@ def prepare(args) -> Path:
     if args.frames < 1:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
     found = find_inputs(args.inputs)
+    # Decoded before any model is loaded: a bad input is reported at once.
+    items = load_items(found, args.frames, crop, even=args.codec != "jpeg")
     # Conditioned generators get the JPEG QF directly; other codecs need the predictor.
     predictor = str(restore.DEFAULT_PREDICTOR) if args.codec != "jpeg" else None
     settings = evaluate.Settings(qualities=args.quality, codec=args.codec, dtype=args.dtype)
     evaluators = {}
     for name, checkpoint in methods.items():
         evaluators[name] = evaluate.Evaluator(checkpoint, predictor, settings)
-    items = load_items(found, args.frames, crop, even=args.codec != "jpeg")
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         built = build(partial, items, evaluators, args.codec, args.quality, args.seed)
