@@ -37,6 +37,8 @@ def create_app(folder: str | Path, reference: str = "toggle", zoom: float = 2.0)
     synchronised zoom."""
     if reference not in REFERENCE_MODES:
         raise ValueError(f"--reference must be one of {', '.join(REFERENCE_MODES)}")
+    if not 1 <= zoom <= 16:
+        raise ValueError(f"--zoom must be in 1..16, got {zoom}")
     study = manifest.Study.load(folder)
     trials = {trial.id: trial for trial in study.trials}
     app = flask.Flask(__name__)

@@ -96,8 +96,9 @@ def participant_order(trial_ids: list[str], participant: str, seed: int) -> list
     return order
 
 
-def image_name(seed: int, item: str, quality: int | None, version: str) -> str:
+def image_name(seed: int, item: str, quality: int | None, version: str, pixels: bytes) -> str:
     """An opaque file name for one picture: nothing in a URL or the page says which
-    version it is."""
-    digest = hashlib.sha256(f"{seed}:{item}:{quality}:{version}".encode()).hexdigest()
-    return f"{digest[:20]}.png"
+    version it is. The pixels are part of the digest, so a study rebuilt with other
+    pictures never gets a name a browser may still hold in its cache."""
+    digest = hashlib.sha256(f"{seed}:{item}:{quality}:{version}:".encode() + pixels)
+    return f"{digest.hexdigest()[:20]}.png"

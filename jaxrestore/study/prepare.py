@@ -128,7 +128,11 @@ def load_items(
     return items
 
 
-def save_png(folder: Path, name: str, rgb: np.ndarray) -> str:
+def save_png(
+    folder: Path, seed: int, item: str, quality: int | None, version: str, rgb: np.ndarray
+) -> str:
+    """Write one picture under its opaque name; returns the name."""
+    name = design.image_name(seed, item, quality, version, np.ascontiguousarray(rgb).tobytes())
     Image.fromarray(rgb).save(folder / name, "PNG")
     return name
 
@@ -148,11 +152,7 @@ def build(
     bar = tqdm.tqdm(items.items(), unit="item", disable=not sys.stderr.isatty(), leave=False)
     for item, info in bar:
         original = info["rgb"]
-        pictures = {
-            design.ORIGINAL: save_png(
-                images, design.image_name(seed, item, None, design.ORIGINAL), original
-            )
-        }
+        pictures = {design.ORIGINAL: save_png(images, seed, item, None, design.ORIGINAL, original)}
         for quality in qualities:
             compressed, _ = evaluate.compress(original, codec, quality)
             versions = {design.COMPRESSED: compressed}
@@ -160,7 +160,7 @@ def build(
                 level = evaluator.quality_for(compressed, quality)
                 versions[method] = evaluator.tiled.restore(compressed, level)
             pictures[str(quality)] = {
-                version: save_png(images, design.image_name(seed, item, quality, version), rgb)
+                version: save_png(images, seed, item, quality, version, rgb)
                 for version, rgb in versions.items()
             }
         entries[item] = {key: info[key] for key in ("source", "frame", "crop")}
