@@ -3,10 +3,13 @@
     {"format": 1, "created": ISO time, "seed": int, "codec": "jpeg"|"h264"|"mpeg2",
      "qualities": [QF or CRF/quantiser, ...], "methods": {name: checkpoint path},
      "pairs": [[A, B], ...],
-     "items": {name: {"source": path, "frame": index or null, "crop": [x, y, w, h],
+     "items": {name: {"source": path, "frame": k or null, "crop": [x, y, w, h],
                       "images": {"original": file, "<quality>": {version: file}}}},
      "trials": [{"id", "item", "quality", "a", "b", "left", "right"}, ...],
-     "command": [argv]}
+     "frames_per_video": N, "command": [argv]}
+
+A video gives the items NAME#0 .. NAME#N-1, its N frames spread evenly from the
+first to the last (inference.read_video_frames); "frame" is that k.
 
 Versions are "compressed" and the method names; image files are PNGs in images/
 under opaque names (design.image_name).

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -92,10 +93,9 @@ def find_inputs(inputs: list[Path]) -> list[tuple[str, Path]]:
             found += [(str(p.relative_to(item.parent)), p) for p in files]
         else:
             found.append((item.name, item))
-    names = [name for name, _ in found]
-    for name in names:
-        if names.count(name) > 1:
-            raise ValueError(f"{name}: given twice (item names must be unique)")
+    repeated = [name for name, count in Counter(name for name, _ in found).items() if count > 1]
+    if repeated:
+        raise ValueError(f"{repeated[0]}: given twice (item names must be unique)")
     return found
 
 
@@ -202,6 +202,7 @@ def prepare(args) -> Path:
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         built = build(partial, items, evaluators, args.codec, args.quality, args.seed)
+        built["frames_per_video"] = args.frames
         built["command"] = ["python", "-m", "jaxrestore.study", *args.argv]
         manifest.write(partial, built)
         os.replace(partial, out)

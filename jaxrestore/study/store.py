@@ -5,9 +5,8 @@ Tables:
   shown(participant, trial, shown_at; PK (participant, trial)) - when the server
       first sent a trial's page: the server-side start of the response time
   answers(participant, trial, position, item, quality, a, b, left_version,
-      right_version, choice
-      'left'|'right', chosen, response_ms, shown_at, answered_at;
-      PK (participant, trial))
+      right_version, choice 'left'|'right', chosen, response_ms, shown_at,
+      answered_at; PK (participant, trial))
 
 An answer is keyed by (participant, trial) and written with INSERT OR IGNORE, so a
 double click, a resubmitted form or a reload never adds a second row, and the
