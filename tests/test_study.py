@@ -1,0 +1,433 @@
+"""The preference study: balanced, recorded placement; the statistics against known
+cases; bad input refused; and a whole study run in a real headless browser."""
+
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import threading
+import urllib.parse
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats as scipy_stats
+from test_restore import bad_inputs
+from test_video import make_video
+
+from jaxrestore.data import degrade
+from jaxrestore.study import __main__ as cli
+from jaxrestore.study import app as app_lib
+from jaxrestore.study import design, manifest, stats, store
+
+QUALITIES = (10, 20)
+METHODS = ("ssim", "gan")
+# What the scripted browser participant prefers, best first.
+TASTE = ("gan", "ssim", design.COMPRESSED)
+
+
+def run_here(capsys, *args) -> tuple[int, str]:
+    """The study command in this process: (exit status, stderr)."""
+    status = cli.run([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+# --- randomisation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [6, 7])
+def test_placement_is_balanced_complete_and_seeded(count):
+    items = [f"item{k}" for k in range(count)]
+    qualities, methods = [10, 20, 30], ["ssim", "gan", "other"]
+    trials = design.build_trials(items, qualities, methods, seed=3)
+    pairs = design.comparisons(methods)
+    assert pairs[:3] == [(m, design.COMPRESSED) for m in methods]
+    assert set(pairs[3:]) == {("ssim", "gan"), ("ssim", "other"), ("gan", "other")}
+    # Every (item, quality, pair) exactly once, under unique ids.
+    assert Counter((t.item, t.quality, t.pair) for t in trials) == Counter(
+        {(i, q, p): 1 for i in items for q in qualities for p in pairs}
+    )
+    assert len({t.id for t in trials}) == len(trials)
+    for pair in pairs:
+        ours = [t for t in trials if t.pair == pair]
+        for quality in qualities:
+            sides = Counter(t.left for t in ours if t.quality == quality)
+            assert abs(sides[pair[0]] - sides[pair[1]]) <= count % 2, (pair, quality, sides)
+        overall = Counter(t.left for t in ours)
+        assert abs(overall[pair[0]] - overall[pair[1]]) <= 1, (pair, overall)
+        for trial in ours:
+            assert {trial.left, trial.right} == set(pair)
+    # Seeded: the same seed gives the same study, another seed another placement.
+    assert design.build_trials(items, qualities, methods, seed=3) == trials
+    other = design.build_trials(items, qualities, methods, seed=4)
+    placement = {(t.item, t.quality, t.pair): t.a_left for t in trials}
+    assert placement != {(t.item, t.quality, t.pair): t.a_left for t in other}
+
+
+def test_participant_order_is_a_seeded_permutation():
+    ids = [f"t{k:02d}" for k in range(30)]
+    alice = design.participant_order(ids, "alice", seed=0)
+    assert sorted(alice) == ids and alice != ids
+    assert design.participant_order(ids, "alice", seed=0) == alice
+    assert design.participant_order(ids, "bob", seed=0) != alice
+    assert design.participant_order(ids, "alice", seed=1) != alice
+
+
+# --- statistics ----------------------------------------------------------------------
+
+
+def test_statistics_on_a_known_case():
+    # 15 wins of 20: two-sided exact p = 2 · Σ_{k≥15} C(20, k) / 2^20 = 2 · 21700 / 2^20.
+    result = stats.preference(15, 20)
+    assert sum(math.comb(20, k) for k in range(15, 21)) == 21700
+    assert result.p_value == pytest.approx(2 * 21700 / 2**20, rel=1e-12)
+    assert result.p_value == pytest.approx(0.0413895, abs=1e-7)
+    # Clopper-Pearson: the Beta(k, n−k+1) 2.5% and Beta(k+1, n−k) 97.5% quantiles.
+    assert result.low == pytest.approx(scipy_stats.beta.ppf(0.025, 15, 6), abs=1e-9)
+    assert result.high == pytest.approx(scipy_stats.beta.ppf(0.975, 16, 5), abs=1e-9)
+    assert (round(result.low, 4), round(result.high, 4)) == (0.5090, 0.9134)
+    assert result.rate == 0.75
+    # Symmetric, and the edges: 10 of 20 is p = 1; 20 of 20 has the interval [0.8316, 1].
+    assert stats.preference(5, 20).p_value == pytest.approx(result.p_value)
+    assert stats.preference(10, 20).p_value == pytest.approx(1.0)
+    full = stats.preference(20, 20)
+    assert full.high == 1.0 and full.low == pytest.approx(0.025 ** (1 / 20))
+    assert full.p_value == pytest.approx(2 / 2**20)
+    empty = stats.preference(0, 0)
+    assert empty.n == 0 and math.isnan(empty.rate) and empty.p_value == 1.0
+    with pytest.raises(ValueError):
+        stats.preference(3, 2)
+    # Holm: sorted p × (m − rank), made monotone, capped at 1.
+    assert stats.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+
+
+def test_summary_counts_wins_by_pair_and_quality():
+    answers = [
+        stats.Answer(f"p{i % 3}", ("gan", "compressed"), 10, chosen, side, 800.0 + i)
+        for i, (chosen, side) in enumerate(
+            [("gan", "left")] * 9 + [("gan", "right")] * 6 + [("compressed", "left")] * 5
+        )
+    ]
+    answers.append(stats.Answer("p0", ("gan", "compressed"), 20, "compressed", "left", None))
+    rows, bias = stats.summarise(answers, [("gan", "compressed")], [10, 20])
+    by_quality = {row["quality"]: row for row in rows}
+    assert by_quality[10]["n"] == 20 and by_quality[10]["wins"] == 15
+    assert by_quality[10]["p_value"] == pytest.approx(0.0413895, abs=1e-7)
+    assert by_quality[10]["participants"] == 3
+    assert by_quality[10]["median_response_ms"] == pytest.approx(809.5)
+    assert by_quality[20]["wins"] == 0 and by_quality[20]["median_response_ms"] is None
+    assert by_quality["all"]["n"] == 21 and "p_holm" not in by_quality["all"]
+    assert by_quality[10]["p_holm"] == pytest.approx(2 * by_quality[10]["p_value"])
+    assert bias["left_choices"]["wins"] == 15 and bias["left_choices"]["n"] == 21
+
+
+# --- bad input -----------------------------------------------------------------------
+
+
+def assert_refused(capsys, tmp_path: Path, culprit: str, *args) -> None:
+    """Exit 1, one stderr line naming `culprit`, and no study or partial folder."""
+    out = tmp_path / "study"
+    status, err = run_here(capsys, "prepare", *args, "--out", out)
+    assert status == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and culprit in lines[0], err
+    assert not out.exists() and not list(tmp_path.glob(".study.partial*"))
+
+
+def test_bad_input_is_refused_with_one_line_and_no_study(tmp_path, photo, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(photo[:64, :64]).save(good)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for path in bad_inputs(bad, photo).values():
+        assert_refused(capsys, tmp_path, str(path), path, "--methods", "ssim")
+    (tmp_path / "empty").mkdir()
+    assert_refused(capsys, tmp_path, str(tmp_path / "empty"), tmp_path / "empty")
+    assert_refused(capsys, tmp_path, str(tmp_path / "nope.png"), tmp_path / "nope.png")
+    words = tmp_path / "clip.mp4"
+    words.write_text("not a video\n")
+    assert_refused(capsys, tmp_path, str(words), words)
+    missing = tmp_path / "no_such_run"
+    assert_refused(capsys, tmp_path, str(missing), good, "--checkpoint", f"mine={missing}")
+    assert_refused(capsys, tmp_path, "unknown", good, "--methods", "unknown")
+    assert_refused(capsys, tmp_path, "compressed", good, "--methods", "compressed=x")
+    assert_refused(capsys, tmp_path, "--quality 101", good, "--quality", "101")
+    (tmp_path / "study").mkdir()
+    status, err = run_here(capsys, "prepare", good, "--out", tmp_path / "study")
+    assert status == 1 and "already exists" in err
+    status, err = run_here(capsys, "report", tmp_path / "bad")
+    assert status == 1 and "not a study folder" in err
+
+
+# --- the study end to end ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, photo) -> manifest.Study:
+    """Two photos and one frame of a clip, 64² each, at QF 10 and 20, restored by the
+    packaged ssim and gan generators: 3 items × 2 qualities × 3 pairs = 18 trials."""
+    folder = tmp_path_factory.mktemp("study")
+    inputs = folder / "inputs"
+    inputs.mkdir()
+    Image.fromarray(photo).save(inputs / "chelsea.png")
+    import skimage.data
+
+    Image.fromarray(skimage.data.coffee()).save(inputs / "coffee.jpg", quality=95)
+    make_video(inputs / "pan.mp4", photo, frames=6, size=(96, 80), audio=False)
+    out = folder / "study"
+    status = cli.run(
+        ["prepare", str(inputs), "--out", str(out), "--crop", "64", "--frames", "1",
+         "--quality", *map(str, QUALITIES), "--methods", *METHODS, "--seed", "7"]
+    )  # fmt: skip
+    assert status == 0
+    return manifest.Study.load(out)
+
+
+def test_prepare_records_what_it_shows(study):
+    data = study.manifest
+    assert data["seed"] == 7 and data["qualities"] == list(QUALITIES)
+    assert list(data["methods"]) == list(METHODS)
+    items = sorted(data["items"])
+    assert items == ["inputs/chelsea.png", "inputs/coffee.jpg", "inputs/pan.mp4#0"]
+    assert data["items"]["inputs/pan.mp4#0"]["frame"] == 0
+    assert data["items"]["inputs/chelsea.png"]["crop"] == [193, 118, 64, 64]
+    # The recorded trials are the seeded design, image for image.
+    assert study.trials == design.build_trials(list(data["items"]), list(QUALITIES), [*METHODS], 7)
+    files = sorted(p.name for p in study.image_dir.iterdir())
+    assert len(files) == 3 * (1 + 2 * 3) and all(
+        re.fullmatch(r"[0-9a-f]{20}\.png", f) for f in files
+    )
+    # The file recorded as the compressed version is the JPEG of the recorded original.
+    original = np.asarray(Image.open(study.image_dir / study.image(items[0], None, "original")))
+    assert original.shape == (64, 64, 3)
+    for quality in QUALITIES:
+        compressed = Image.open(study.image_dir / study.image(items[0], quality, "compressed"))
+        expected = degrade.jpeg_roundtrip(original, quality)
+        np.testing.assert_array_equal(np.asarray(compressed), expected)
+        for method in METHODS:
+            restored = np.asarray(
+                Image.open(study.image_dir / study.image(items[0], quality, method))
+            )
+            assert not np.array_equal(restored, expected)
+
+
+@pytest.fixture(scope="module")
+def server(study):
+    """The study's web app on a free local port, for the whole module."""
+    web = app_lib.make_server(app_lib.create_app(study.folder), "127.0.0.1", 0)
+    thread = threading.Thread(target=web.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{web.port}"
+    web.shutdown()
+    thread.join(timeout=10)
+
+
+def http(url: str, form: dict | None = None) -> tuple[int, str]:
+    """(status, body) of a GET, or of a POST of `form` (redirects followed)."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_app_refuses_bad_requests_and_keeps_the_first_answer(study, server):
+    assert http(f"{server}/p/not%20an%20id")[0] == 400
+    assert http(f"{server}/?participant=a/b")[0] in (400, 404)
+    assert http(f"{server}/image/..%2Fstudy.json")[0] == 404
+    assert http(f"{server}/image/{'0' * 20}.png")[0] == 404
+    status, page = http(f"{server}/p/carol")
+    trial = re.search(r'name="trial" value="(t\d+)"', page)[1]
+    assert http(f"{server}/p/carol", {"trial": trial, "choice": "up"})[0] == 400
+    assert http(f"{server}/p/carol", {"trial": "t999", "choice": "left"})[0] == 400
+    # Without JavaScript: no response time. Sent twice: one row, the first choice.
+    assert http(f"{server}/p/carol", {"trial": trial, "choice": "left"})[0] == 200
+    assert http(f"{server}/p/carol", {"trial": trial, "choice": "right"})[0] == 200
+    with sqlite3.connect(study.folder / store.FILENAME) as connection:
+        rows = connection.execute(
+            "SELECT choice, response_ms FROM answers WHERE participant = 'carol'"
+        ).fetchall()
+    assert rows == [("left", None)]
+
+
+@pytest.fixture(scope="session")
+def browser_paths() -> tuple[str, str]:
+    """(chromium, chromedriver): from PATH, else installed from Debian's packages when
+    running as root with apt-get; otherwise the browser test is skipped."""
+
+    def find():
+        return shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which(
+            "chromedriver"
+        )
+
+    browser, driver = find()
+    if browser and driver:
+        return browser, driver
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        pytest.skip("needs chromium and chromedriver on PATH (apt-get install chromium "
+                    "chromium-driver), or root with apt-get to install them")  # fmt: skip
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+    ):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"{' '.join(command)}: timed out")
+        if done.returncode:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            pytest.skip(f"{' '.join(command)} failed: {reason}")
+    browser, driver = find()
+    if not (browser and driver):
+        pytest.skip("chromium or chromedriver still not on PATH after apt-get install")
+    return browser, driver
+
+
+@pytest.fixture
+def browser(browser_paths):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser_paths[0]
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1200,900"):  # fmt: skip
+        options.add_argument(flag)
+    # An explicit driver path: selenium-manager would try to download one.
+    driver = webdriver.Chrome(service=Service(browser_paths[1]), options=options)
+    yield driver
+    driver.quit()
+
+
+def preferred_side(trial: design.Trial) -> str:
+    return "left" if TASTE.index(trial.left) < TASTE.index(trial.right) else "right"
+
+
+def test_a_participant_in_a_real_browser(study, server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    total = len(study.trials)
+    wait = WebDriverWait(browser, 20)
+
+    def position() -> int:
+        text = browser.find_element(By.ID, "progress").text
+        return int(re.fullmatch(rf"Pair (\d+) of {total}", text)[1])
+
+    def choose(index: int) -> None:
+        """Answer the pair on screen as TASTE says: by click or, every other time, key."""
+        wait.until(lambda d: "ready" in d.find_element(By.ID, "choice-form").get_attribute("class"))
+        trial = study.trial(browser.find_element(By.NAME, "trial").get_attribute("value"))
+        side = preferred_side(trial)
+        if index % 2:
+            key = Keys.ARROW_LEFT if side == "left" else Keys.ARROW_RIGHT
+            browser.find_element(By.TAG_NAME, "body").send_keys(key)
+        else:
+            browser.find_element(By.ID, side).click()
+        wait.until(lambda d: d.find_elements(By.ID, "done") or position() == index + 2)
+
+    browser.get(f"{server}/")
+    browser.find_element(By.ID, "participant").send_keys("alice")
+    browser.find_element(By.ID, "begin").click()
+    wait.until(lambda d: d.current_url.endswith("/p/alice"))
+    assert position() == 1
+    # Blind: no version is named anywhere in the page, and pictures have opaque names.
+    page = browser.page_source.lower()
+    for version in (*METHODS, design.COMPRESSED):
+        assert not re.search(rf"\b{version}\b", page), version
+    sources = [img.get_attribute("src") for img in browser.find_elements(By.TAG_NAME, "img")]
+    assert len(sources) == 3 and all(re.search(r"/image/[0-9a-f]{20}\.png$", s) for s in sources)
+    # Zoom and reference: keyboard toggles.
+    reference = browser.find_element(By.ID, "reference")
+    assert not reference.is_displayed()
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("z")
+    body.send_keys("r")
+    assert "zoomed" in body.get_attribute("class") and reference.is_displayed()
+    body.send_keys("z")
+    assert "zoomed" not in (body.get_attribute("class") or "")
+
+    for index in range(5):
+        choose(index)
+    browser.refresh()  # a reload continues at the next pair, without a second answer
+    assert position() == 6
+    browser.get(f"{server}/")  # and so does coming back with the same id
+    browser.find_element(By.ID, "participant").send_keys("alice")
+    browser.find_element(By.ID, "begin").click()
+    wait.until(lambda d: d.current_url.endswith("/p/alice"))
+    assert position() == 6
+    for index in range(5, total):
+        choose(index)
+    assert (
+        browser.find_element(By.ID, "done").text
+        == f"All {total} pairs are done. You can close this page."
+    )
+
+    with sqlite3.connect(study.folder / store.FILENAME) as connection:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute(
+            "SELECT * FROM answers WHERE participant = 'alice' ORDER BY position"
+        ).fetchall()
+        order = json.loads(
+            connection.execute(
+                "SELECT trial_order FROM participants WHERE participant = 'alice'"
+            ).fetchone()[0]
+        )
+    assert order == design.participant_order([t.id for t in study.trials], "alice", study.seed)
+    assert [row["trial"] for row in rows] == order and [row["position"] for row in rows] == list(
+        range(total)
+    )
+    for row in rows:
+        trial = study.trial(row["trial"])
+        assert (row["left_version"], row["right_version"]) == (trial.left, trial.right)
+        assert row["choice"] == preferred_side(trial)
+        assert row["chosen"] == TASTE[min(TASTE.index(trial.left), TASTE.index(trial.right))]
+        assert 0 < row["response_ms"] < 60_000
+        assert row["shown_at"] <= row["answered_at"]
+
+    # A second participant without JavaScript, always choosing the left picture.
+    for _ in range(total):
+        page = http(f"{server}/p/bob")[1]
+        trial = re.search(r'name="trial" value="(t\d+)"', page)[1]
+        http(f"{server}/p/bob", {"trial": trial, "choice": "left"})
+    assert f"All {total} pairs are done" in http(f"{server}/p/bob")[1]
+
+    # The report: counts recomputed here from the rows, tests straight from scipy.
+    assert cli.run(["report", str(study.folder)]) == 0
+    report = json.loads((study.folder / "report" / "report.json").read_text())
+    with sqlite3.connect(study.folder / store.FILENAME) as connection:
+        answers = connection.execute("SELECT a, b, quality, chosen FROM answers").fetchall()
+    assert report["answers"] == len(answers)
+    assert report["participants"]["alice"]["answered"] == total
+    assert report["participants"]["bob"]["left_choices"] == total
+    for row in report["rows"]:
+        mine = [x for x in answers if x[:2] == (row["a"], row["b"])]
+        if row["quality"] != "all":
+            mine = [x for x in mine if x[2] == row["quality"]]
+        wins = sum(x[3] == row["a"] for x in mine)
+        assert (row["n"], row["wins"]) == (len(mine), wins), row
+        test = scipy_stats.binomtest(wins, len(mine))
+        interval = test.proportion_ci(method="exact")
+        assert row["p_value"] == pytest.approx(test.pvalue)
+        assert (row["low"], row["high"]) == pytest.approx((interval.low, interval.high))
+        if (row["a"], row["b"]) == ("gan", "compressed") and row["quality"] == 10:
+            # alice always took gan (3 items); bob took it where it was on the left.
+            bob = [t for t in study.trials if t.pair == ("gan", "compressed") and t.quality == 10]
+            assert row["wins"] >= 3 + sum(t.left == "gan" for t in bob)
+    markdown = (study.folder / "report" / "report.md").read_text()
+    first = report["rows"][0]
+    assert (
+        f"| {first['a']} vs {first['b']} | {first['quality']} | {first['n']} | {first['wins']} |"
+        in markdown
+    )
+    assert "Clopper-Pearson" in markdown and "| alice | 18 of 18 |" in markdown
+    assert (study.folder / "report" / "preference.png").read_bytes()[:4] == b"\x89PNG"
