@@ -61,6 +61,7 @@ from absl import logging
 from PIL import Image, ImageOps
 
 from jaxrestore import inference, video
+from jaxrestore.data import sources
 
 WEIGHTS = Path(__file__).parent / "weights"
 # The packaged generators, by the name `--checkpoint` accepts.
@@ -68,7 +69,6 @@ PACKAGED = {"ssim": WEIGHTS / "ssim_universal", "gan": WEIGHTS / "gan_universal"
 DEFAULT_CHECKPOINT = PACKAGED["ssim"]
 DEFAULT_PREDICTOR = WEIGHTS / "quality"
 PAD_MULTIPLE = 64
-MAX_PIXELS = 400_000_000  # refuse (clearly) anything larger than this
 FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -91,8 +91,8 @@ def edge_pad(images: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
 
 
-class InputError(ValueError):
-    """A file that cannot be restored; the message names it and says why."""
+# A file that cannot be restored; the message is one line naming it and saying why.
+InputError = sources.ImageError
 
 
 @dataclasses.dataclass
@@ -268,41 +268,28 @@ class Loaded:
     exif: bytes | None
 
 
-def load_image(path: Path) -> Loaded:
-    """Decode an input file, EXIF-oriented, with what the output should carry over."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.width * image.height > MAX_PIXELS:
-                raise InputError(
-                    f"{path}: {image.width}x{image.height} is over {MAX_PIXELS:,} pixels"
-                )
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F") or image.mode.startswith("I;"):
-                raise InputError(
-                    f"{path}: {image.mode} pixels (16-bit or float); only 8-bit images are "
-                    "supported"
-                )
-            icc = image.info.get("icc_profile")
-            exif = image.getexif()
-            image = ImageOps.exif_transpose(image)
-            if exif and 0x0112 in exif:
-                del exif[0x0112]  # the pixels are now upright
-            exif_bytes = exif.tobytes() if exif else None
-            grayscale = image.mode in ("L", "LA", "1")
-            alpha = None
-            if image.mode in ("RGBA", "LA", "PA") or (
-                image.mode == "P" and "transparency" in image.info
-            ):
-                image = image.convert("RGBA" if not grayscale else "LA")
-                alpha = np.asarray(image)[..., -1].copy()
-            rgb = np.asarray(image.convert("RGB"))
-    except InputError:
-        raise
-    except Image.DecompressionBombError:
-        raise InputError(f"{path}: too many pixels (decompression bomb guard)") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: cannot decode image ({reason})") from None
+def load_image(path: Path, max_pixels: int = sources.MAX_PIXELS) -> Loaded:
+    """Decode an input file, EXIF-oriented, with what the output should carry over.
+    InputError (one line naming the file) for what cannot be restored whole:
+    undecodable, over `max_pixels` as declared, over 8 bits, animated, under 8x8."""
+    with sources.open_image(path, max_pixels) as image:
+        if getattr(image, "is_animated", False):  # a still output would lose frames
+            raise InputError(f"{path}: an animated image; only still images are restored")
+        image.load()
+        icc = image.info.get("icc_profile")
+        exif = image.getexif()  # what Pillow could parse of it, when it is corrupt
+        image = ImageOps.exif_transpose(image)
+        if exif and 0x0112 in exif:
+            del exif[0x0112]  # the pixels are now upright
+        exif_bytes = exif.tobytes() if exif else None
+        grayscale = image.mode in ("L", "LA", "1")
+        alpha = None
+        if image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info
+        ):
+            image = image.convert("RGBA" if not grayscale else "LA")
+            alpha = np.asarray(image)[..., -1].copy()
+        rgb = np.asarray(image.convert("RGB"))
     if min(rgb.shape[:2]) < 8:
         raise InputError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 8x8)")
     return Loaded(rgb, alpha, grayscale, icc, exif_bytes)
@@ -416,6 +403,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="h264", help="video: h264 or ffv1 (lossless, .mkv)")
     parser.add_argument("--crf", type=float, default=video.Encoding.crf, help="H.264 CRF")
     parser.add_argument("--preset", default=video.Encoding.preset, help="x264 preset")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=sources.MAX_PIXELS,
+        help="refuse images declaring more pixels, before decoding them",
+    )
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)
     name = "jaxrestore.restore"
@@ -439,10 +432,19 @@ def run(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
-    status, start = 0, time.perf_counter()
+    if Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > 2 * Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = args.max_pixels  # else Pillow refuses below our limit
+    start = time.perf_counter()
     done = {"image": 0, "video": 0}
     pixels = frames = 0
     video_seconds = 0.0
+    failed: list[str] = []  # one line per file not restored
+    warned: list[str] = []  # one line per file restored with frames left out
+
+    def warn(message: str) -> None:
+        print(f"{name}: {message}", file=sys.stderr)
+        warned.append(message)
+
     for source, target, fmt in jobs:
         try:
             if fmt == "VIDEO":
@@ -451,20 +453,23 @@ def run(argv: list[str] | None = None) -> int:
                 if restorer.conditioned:
                     quality = video_quality(restorer, args.quality, source)
                 tiled.progress = None
-                with tqdm.tqdm(unit="frame", disable=not shown, leave=False) as frame_bar:
-                    frames += video.restore_video(
-                        source,
-                        target,
-                        functools.partial(tiled.restore_frames, quality=quality),
-                        encoding,
-                        tiling.batch,
-                        frame_bar,
-                    )
-                tiled.progress = bar
+                try:
+                    with tqdm.tqdm(unit="frame", disable=not shown, leave=False) as frame_bar:
+                        frames += video.restore_video(
+                            source,
+                            target,
+                            functools.partial(tiled.restore_frames, quality=quality),
+                            encoding,
+                            tiling.batch,
+                            frame_bar,
+                            warn,
+                        )
+                finally:
+                    tiled.progress = bar
                 video_seconds += time.perf_counter() - began
                 done["video"] += 1
                 continue
-            loaded = load_image(source)
+            loaded = load_image(source, args.max_pixels)
             quality = 50.0
             if restorer.conditioned:
                 quality, _ = restorer.quality_for(loaded.rgb, args.quality, source)
@@ -472,9 +477,14 @@ def run(argv: list[str] | None = None) -> int:
             save_image(loaded, restored, target, fmt)
             pixels += loaded.rgb.shape[0] * loaded.rgb.shape[1]
             done["image"] += 1
-        except (InputError, ValueError, OSError) as error:
-            print(f"{name}: {error}", file=sys.stderr)
-            status = 1
+        except Exception as error:  # noqa: BLE001 - one file's failure must not stop the rest
+            # Our errors name the file; anything else (an OS error on the output, an
+            # unforeseen decoder failure, out of memory) gets the file's name and its type.
+            message = str(error) if isinstance(error, ValueError) else ""
+            if not message.startswith(str(source)):
+                message = f"{source}: {type(error).__name__}: {sources.reason(error)}"
+            print(f"{name}: {message}", file=sys.stderr)
+            failed.append(message)
     bar.close()
     seconds = time.perf_counter() - start
     videos = sum(fmt == "VIDEO" for _, _, fmt in jobs)
@@ -491,7 +501,14 @@ def run(argv: list[str] | None = None) -> int:
             f"({frames / max(video_seconds, 1e-9):.2f} frames/s)"
         )
     print(f"{name}: restored {' and '.join(parts)} in {seconds:.1f} s", file=sys.stderr)
-    return status
+    if len(jobs) > 1 and (failed or warned):
+        # The same lines again, together at the end, so none is lost in a long batch.
+        for lines, what in ((failed, "failed"), (warned, "restored with frames left out")):
+            if lines:
+                print(f"{name}: {len(lines)} of {len(jobs)} files {what}:", file=sys.stderr)
+                for line in lines:
+                    print(f"  {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
