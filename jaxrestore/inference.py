@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxrestore import checkpoint, jpeg_tables, losses
+from jaxrestore import checkpoint, jpeg_tables, losses, video
 from jaxrestore.data import sources
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import quality as quality_lib
@@ -187,9 +187,9 @@ def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
 
     kept: list[tuple[int, np.ndarray]] = []
     try:
-        with av.open(str(path)) as container:
+        with video.open_input(path) as container:
             if not container.streams.video:
-                raise ValueError(f"{path}: no video stream")
+                raise video.VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
             total = stream.frames
             picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
@@ -203,10 +203,12 @@ def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
                 if picks is None and len(kept) >= 2 * count:
                     stride *= 2
                     kept = [(i, f) for i, f in kept if i % stride == 0]
-    except av.FFmpegError as error:
-        raise ValueError(f"{path}: cannot decode video ({sources.reason(error)})") from None
+    except video.VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as error:  # PyAV: bad tags, sizes, ...
+        raise video.VideoError(f"{path}: cannot decode video ({sources.reason(error)})") from None
     if not kept:
-        raise ValueError(f"{path}: no decodable video frames")
+        raise video.VideoError(f"{path}: no decodable video frames")
     chosen = np.unique(np.linspace(0, len(kept) - 1, min(count, len(kept))).astype(int))
     return [kept[i][1] for i in chosen]
 

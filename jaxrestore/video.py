@@ -69,12 +69,20 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
+def open_input(path: Path):
+    """`av.open` for reading; tags that are not UTF-8 are read with replacement
+    characters rather than failing the file (PyAV's default is strict)."""
+    import av
+
+    return av.open(str(path), metadata_errors="replace")
+
+
 def probe(path: Path) -> VideoInfo:
     """What restoring `path` needs to know up front; VideoError when it cannot be."""
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: no video stream")
             stream = container.streams.video[0]
@@ -336,7 +344,7 @@ def restore_video(
     count = 0
     try:
         with (
-            av.open(str(source)) as container,
+            open_input(source) as container,
             concurrent.futures.ThreadPoolExecutor(1) as reading,
             concurrent.futures.ThreadPoolExecutor(1) as writing,
         ):
@@ -375,7 +383,9 @@ def restore_video(
                 f"{source}: {len(rejected)} of {count + len(rejected)} frames could not be "
                 f"decoded (corrupt data, at {where} s) and were left out"
             )
-    except (av.FFmpegError, OSError) as error:
+    except VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as error:
         raise VideoError(f"{source}: cannot restore video ({reason(error)})") from None
     finally:
         if writer is not None and temporary.exists():

@@ -306,13 +306,15 @@ class ImageError(ValueError):
     """An image file that cannot be read; the message is one line naming it and why."""
 
 
-def reason(error: BaseException) -> str:
-    """An exception as one short line: its OS/FFmpeg error text, else its first line,
-    else its type's name."""
+def reason(error: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: its OS/FFmpeg error text, else its first line
+    (cut at `limit` characters: tensorstore puts a whole spec in it), else its
+    type's name."""
     if getattr(error, "strerror", None):  # OSError, FFmpegError: without errno or path
         return str(error.strerror)
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _sample_bits(image: Image.Image) -> str | None:
