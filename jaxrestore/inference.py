@@ -10,7 +10,10 @@ saved with it), so any run of `jaxrestore.main` can be used directly:
 
 `quality="auto"` reads the QF from a JPEG file's quantisation tables when the
 source file is a JPEG, else asks the quality predictor; a number overrides both.
-An unconditioned generator ignores the quality.
+An unconditioned generator ignores the quality. A damaged export or checkpoint
+(model.json that is not JSON or lacks its keys, a model config that builds no
+network, params/ missing, truncated or overwritten) is one ValueError line naming
+it, whatever orbax, tensorstore or flax raised.
 """
 
 from __future__ import annotations

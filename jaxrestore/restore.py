@@ -2,7 +2,7 @@
 
     python -m jaxrestore.restore INPUT... --output PATH [--checkpoint RUN] [--quality auto|N]
         [--tile 1024] [--overlap 128] [--dtype float32|bfloat16] [--batch 1] [--format png]
-        [--codec h264|ffv1] [--crf 17] [--preset medium]
+        [--codec h264|ffv1] [--crf 17] [--preset medium] [--max-pixels 120000000]
 
 INPUT: image files (JPEG, PNG, WebP, TIFF, BMP), video files (anything PyAV
 decodes: .mp4, .mkv, .mov, .avi, .webm, .mpg, .ts, ...) or folders (every image
@@ -29,8 +29,14 @@ from its tile's inner edge — computed as on the whole image when that is the
 network's reach or more (about 40 px for 64 channels × 8 blocks; the default
 128 gives 48). XLA compiles once per tile shape, not once per image. EXIF
 orientation is applied; the ICC profile and EXIF data are kept where the output
-format allows; grayscale stays grayscale; an alpha channel is carried through
-untouched; 16-bit images are refused.
+format allows (what Pillow can parse of a corrupt EXIF block); grayscale stays
+grayscale; palette, CMYK and 1-bit images are restored in RGB or gray, a
+palette's transparency becoming an alpha channel; an alpha channel is carried
+through untouched. Refused, so that nothing is written at a loss: 16-bit or
+float samples (16-bit RGB included, which Pillow would silently cut to 8 bits),
+animated images, and any image whose header declares more than `--max-pixels`
+(default 120 million: 100-megapixel camera files pass, a few KB of PNG declaring
+gigapixels does not), checked before a pixel is decoded.
 
 Video (`jaxrestore.video`): frames go to the device `--batch` at a time while
 the next ones decode and the previous ones encode; every frame keeps its
@@ -39,8 +45,11 @@ timestamp and the audio streams are copied packet for packet. `--codec h264`
 `--tile`² pixels are restored whole (one compiled shape per video).
 
 Output is written to a temporary name in the same folder and renamed when
-complete. A file that cannot be restored gets a one-line error naming it; the
-others are still done, and the exit status is then 1.
+complete. A file that cannot be restored (unreadable, truncated, any error while
+restoring it) gets a one-line error naming it and nothing is written for it; the
+others are still done, a batch ends with the list of the files that failed (and
+of the videos restored with frames left out, see `jaxrestore.video`), and the
+exit status is then 1. tests/bad_inputs holds the hostile files this is tested on.
 """
 
 from __future__ import annotations

@@ -12,6 +12,15 @@ exactly the restored pixels), tagged with the input's colour metadata and
 converted to YUV with its matrix and range. It is written to a temporary name
 beside the target and renamed only when complete; on any error it is removed.
 Subtitle and data streams are not carried over.
+
+Damaged input: a packet the decoder rejects (corrupt data in the middle of a
+file) is left out, the frames around it keep their timestamps (the audio stays
+in sync; a player holds the previous frame), and once the output is complete a
+one-line warning names how many frames were lost and at what times. A file that
+ends early (fewer frames than its container lists: truncated), has no video
+stream, no decodable frame, frames over 8 bits or over 8192² pixels, or that
+FFmpeg cannot open, is refused with one line and nothing is written. Tags that
+are not UTF-8 are read with replacement characters.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ model was never trained on.
                   access, no TensorFlow), e.g. one packed by `jaxrestore.data.tfds_pack`;
                   config.data.dir is its data_dir (a local path or a bucket URL),
                   splits config.data.train_split / config.data.heldout_split
+
+Image files are read through `open_image`, for files from anywhere: a size
+declared over MAX_PIXELS is refused before decoding, 16-bit or float samples are
+refused rather than cut to 8 bits, and any decoding failure is one ImageError
+(a ValueError) naming the file.
 """
 
 from __future__ import annotations
