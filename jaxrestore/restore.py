@@ -441,8 +441,6 @@ def run(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
-    if Image.MAX_IMAGE_PIXELS is not None and args.max_pixels > 2 * Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = args.max_pixels  # else Pillow refuses below our limit
     start = time.perf_counter()
     done = {"image": 0, "video": 0}
     pixels = frames = 0

@@ -46,8 +46,8 @@ REFUSED = {
     "truncated.jpg": "image file is truncated",
     "truncated.png": "image file is truncated",
     "truncated.mp4": "cannot read video",
-    "bomb_header.png": "refused before decoding",
-    "bomb_header.jpg": "refused before decoding",
+    "bomb_header.png": "100000x100000 is over 120,000,000 pixels; refused before decoding",
+    "bomb_header.jpg": "65000x65000 is over 120,000,000 pixels; refused before decoding",
     "bomb_bilevel.png": "12000x12000 is over 120,000,000 pixels; refused before decoding",
     "huge.y4m": "cannot read video",
     "gray16.png": "I;16 samples (16-bit or float)",
@@ -86,6 +86,16 @@ def test_corpus_in_one_batch(tmp_path, model_dir, capsys):
         warning = f"{CORPUS / name}: 1 of 48 frames could not be decoded (corrupt data, at"
         assert sum(warning in line for line in lines) == 2, err  # inline and in the list
     assert not [p for p in out.rglob("*") if "partial" in p.name]
+
+
+def test_max_pixels_is_checked_from_the_header(tmp_path, model_dir, capsys):
+    source, out = CORPUS / "rgba.png", tmp_path / "rgba.png"  # 128x96: 12,288 pixels
+    common = ("-o", out, "--checkpoint", model_dir, "--quality", "30", "--max-pixels")
+    status, err = run_here(capsys, source, *common, 12287)
+    assert status == 1 and f"{source}: 128x96 is over 12,287 pixels; refused" in err
+    assert not out.exists()
+    status, err = run_here(capsys, source, *common, 12288)
+    assert status == 0 and out.exists(), err
 
 
 class Hang(BaseException):

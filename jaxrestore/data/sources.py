@@ -342,16 +342,20 @@ def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Iterator[Image
     against `max_pixels` before a pixel is decoded (a small file can declare
     gigapixels), samples over 8 bits are refused, and whatever Pillow raises while
     the caller decodes inside the `with` block becomes one ImageError naming `path`.
-    Pillow's warnings (corrupt EXIF it skipped, its own size guard: ours decides)
-    are silenced inside the block: they would print several lines per file."""
+    Pillow's warnings (corrupt EXIF it skipped) are silenced inside the block: they
+    would print several lines per file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        pillow_limit = Image.MAX_IMAGE_PIXELS
         try:
+            # Pillow's own guard, off while it reads the header: ours, below, decides
+            # (whatever `max_pixels` is) and names the size.
+            Image.MAX_IMAGE_PIXELS = None
             image = Image.open(path)
-        except Image.DecompressionBombError as error:  # past twice Pillow's limit
-            raise ImageError(f"{path}: refused before decoding: {reason(error)}") from None
         except Exception as error:  # Pillow's plugins raise many types on bad headers
             raise ImageError(f"{path}: cannot decode image ({reason(error)})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
         with image:
             width, height = image.size
             if width * height > max_pixels:
