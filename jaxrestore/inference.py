@@ -191,9 +191,7 @@ def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
     kept: list[tuple[int, np.ndarray]] = []
     try:
         with video.open_input(path) as container:
-            if not container.streams.video:
-                raise video.VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+            stream = video.video_stream(container, path)
             total = stream.frames
             picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
             stride = 1

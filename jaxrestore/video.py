@@ -86,15 +86,24 @@ def open_input(path: Path):
     return av.open(str(path), metadata_errors="replace")
 
 
+def video_stream(container, path: Path):
+    """The first video stream of an open container; VideoError when there is none or
+    FFmpeg has no decoder for it."""
+    if not container.streams.video:
+        raise VideoError(f"{path}: no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(f"{path}: no decoder for its video stream")
+    return stream
+
+
 def probe(path: Path) -> VideoInfo:
     """What restoring `path` needs to know up front; VideoError when it cannot be."""
     import av
 
     try:
         with open_input(path) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+            stream = video_stream(container, path)
             width, height = stream.codec_context.width, stream.codec_context.height
             pixels = stream.codec_context.format
             bits = max((c.bits for c in pixels.components), default=8) if pixels else 8

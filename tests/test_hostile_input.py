@@ -54,6 +54,7 @@ REFUSED = {
     "rgb16.png": "RGB;16B samples (16-bit or float)",
     "animated.png": "an animated image",
     "audio_only.mp4": "no video stream",
+    "unknown_codec.mkv": "no decoder for its video stream",
 }
 
 

@@ -150,7 +150,11 @@ def build(folder: Path) -> list[str]:
         data[:middle] + rng.integers(0, 256, 512, dtype=np.uint8).tobytes() + data[middle + 512 :]
     )
     audio_only(folder / "audio_only.mp4")
-    return sorted([*files, "truncated.mp4", "corrupt_middle.mp4", "audio_only.mp4"])
+    unknown = folder / "unknown_codec.mkv"  # FFV1 in Matroska, its codec ID renamed
+    make_video(unknown, photo, frames=4, size=(32, 24), audio=False, codec="ffv1")
+    unknown.write_bytes(unknown.read_bytes().replace(b"V_FFV1", b"V_ZZZ1"))
+    made = ["truncated.mp4", "corrupt_middle.mp4", "audio_only.mp4", "unknown_codec.mkv"]
+    return sorted([*files, *made])
 
 
 if __name__ == "__main__":
