@@ -10,12 +10,17 @@ saved with it), so any run of `jaxrestore.main` can be used directly:
 
 `quality="auto"` reads the QF from a JPEG file's quantisation tables when the
 source file is a JPEG, else asks the quality predictor; a number overrides both.
-An unconditioned generator ignores the quality.
+An unconditioned generator ignores the quality. A damaged export or checkpoint
+(model.json that is not JSON or lacks its keys, a model config that builds no
+network, params/ missing, truncated or overwritten) is one ValueError line naming
+it, whatever orbax, tensorstore or flax raised.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +29,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxrestore import checkpoint, jpeg_tables, losses
+from jaxrestore import checkpoint, jpeg_tables, losses, video
 from jaxrestore.data import sources
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import quality as quality_lib
 
 VIDEO_FRAMES_SAMPLED = 16
+BAD_CONFIG = "its model config does not build a network"
 
 
 def load_params(workdir: str | Path, stage: str | None = None) -> tuple[Any, Any]:
@@ -43,10 +49,18 @@ def load_params(workdir: str | Path, stage: str | None = None) -> tuple[Any, Any
             f"{workdir}: neither a training workdir (checkpoints/) nor an export (model.json)"
         )
     if exported:
-        info = json.loads((path / "model.json").read_text())
-        config = ml_collections.ConfigDict({"stage": info["stage"], "model": info["model"]})
+        try:
+            info = json.loads((path / "model.json").read_text())
+            if not isinstance(info["stage"], str) or not isinstance(info["model"], dict):
+                raise TypeError("'stage' must be a string and 'model' an object")
+            config = ml_collections.ConfigDict({"stage": info["stage"], "model": info["model"]})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{workdir}: model.json is not an export's description "
+                f"({type(error).__name__}: {sources.reason(error)})"
+            ) from None
     else:
-        config = checkpoint.load_config(path)
+        config = _guarded(workdir, "cannot read the saved config", checkpoint.load_config, path)
     is_quality = config.stage == "quality"
     if stage == "quality" and not is_quality:
         raise ValueError(f"{workdir}: a {config.stage!r} run, not a quality predictor")
@@ -55,16 +69,33 @@ def load_params(workdir: str | Path, stage: str | None = None) -> tuple[Any, Any
     if exported:
         if not (path / "params").is_dir():
             raise FileNotFoundError(f"{workdir}: model.json but no params/ beside it")
-        return config, checkpoint.restore_on_one_device(path / "params")
-    tree = checkpoint.load_state_tree(path)
+        params = _guarded(
+            workdir, "cannot read params/", checkpoint.restore_on_one_device, path / "params"
+        )
+        return config, params
+    tree = _guarded(workdir, "cannot read its newest checkpoint", checkpoint.load_state_tree, path)
     params = tree["generator"]["params"] if "generator" in tree else tree["params"]
     return config, params
+
+
+def _guarded(source: str | Path, what: str, call: Callable[..., Any], *args: Any) -> Any:
+    """`call(*args)`, with any failure as one ValueError line naming `source` and saying
+    `what` failed: a damaged checkpoint or model config makes orbax, tensorstore and
+    flax raise many exception types."""
+    try:
+        return call(*args)
+    except Exception as error:  # noqa: BLE001 - reported, with its type, as one line
+        raise ValueError(
+            f"{source}: {what} ({type(error).__name__}: {sources.reason(error)})"
+        ) from None
 
 
 def check_params(model, params: Any, example: tuple, source: str | Path) -> None:
     """Raise a one-line ValueError when `params` are not the ones `model` (built from
     the saved model config) expects: another size, or a different network."""
-    expected = jax.eval_shape(model.init, jax.random.key(0), *example)["params"]
+    init = functools.partial(jax.eval_shape, model.init, jax.random.key(0))
+    expected = _guarded(source, BAD_CONFIG, init, *example)
+    expected = expected["params"]
     shapes = jax.tree.map(lambda x: tuple(x.shape), expected)
     found = jax.tree.map(lambda x: tuple(np.shape(x)), params)
     if shapes != found:
@@ -85,7 +116,7 @@ class QualityEstimator:
     def __init__(self, workdir: str | Path):
         self.workdir = workdir
         config, params = load_params(workdir, "quality")
-        self.model = quality_lib.make_quality_net(config.model)
+        self.model = _guarded(workdir, BAD_CONFIG, quality_lib.make_quality_net, config.model)
         check_params(self.model, params, (jnp.zeros((1, 64, 64, 3)),), workdir)
         self.params = jax.device_put(params)
         self._predict = jax.jit(
@@ -153,19 +184,18 @@ def _looks_like_image(path: Path) -> bool:
 
 def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
     """Up to `count` RGB frames spread evenly over a video file (decoded in one pass;
-    a stream of unknown length keeps every k-th frame, k doubling as it grows)."""
+    a stream of unknown length keeps every k-th frame, k doubling as it grows).
+    Packets the decoder rejects (corrupt data) are skipped, as restoring skips them."""
     import av
 
     kept: list[tuple[int, np.ndarray]] = []
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+        with video.open_input(path) as container:
+            stream = video.video_stream(container, path)
             total = stream.frames
             picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
             stride = 1
-            for index, frame in enumerate(container.decode(stream)):
+            for index, frame in enumerate(_decodable_frames(container, stream)):
                 if picks is not None and index not in picks:
                     continue
                 if picks is None and index % stride:
@@ -174,12 +204,25 @@ def read_video_frames(path: Path, count: int) -> list[np.ndarray]:
                 if picks is None and len(kept) >= 2 * count:
                     stride *= 2
                     kept = [(i, f) for i, f in kept if i % stride == 0]
-    except av.FFmpegError as error:
-        raise ValueError(f"{path}: cannot decode video ({error})") from None
+    except video.VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as error:  # PyAV: bad tags, sizes, ...
+        raise video.VideoError(f"{path}: cannot decode video ({sources.reason(error)})") from None
     if not kept:
-        raise ValueError(f"{path}: no decodable video frames")
+        raise video.VideoError(f"{path}: no decodable video frames")
     chosen = np.unique(np.linspace(0, len(kept) - 1, min(count, len(kept))).astype(int))
     return [kept[i][1] for i in chosen]
+
+
+def _decodable_frames(container, stream) -> Iterator:
+    """The frames of `stream`, skipping the packets its decoder rejects."""
+    import av
+
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.FFmpegError:
+            continue
 
 
 class Restorer:
@@ -187,7 +230,7 @@ class Restorer:
 
     def __init__(self, workdir: str | Path, estimator: QualityEstimator | None = None):
         self.config, params = load_params(workdir, "generator")
-        self.model = generator_lib.make_generator(self.config.model)
+        self.model = _guarded(workdir, BAD_CONFIG, generator_lib.make_generator, self.config.model)
         example = (jnp.zeros((1, 16, 16, 3)), jnp.full((1,), 50.0))
         check_params(self.model, params, example, workdir)
         self.params = jax.device_put(params)

@@ -2,7 +2,7 @@
 
     python -m jaxrestore.restore INPUT... --output PATH [--checkpoint RUN] [--quality auto|N]
         [--tile 1024] [--overlap 128] [--dtype float32|bfloat16] [--batch 1] [--format png]
-        [--codec h264|ffv1] [--crf 17] [--preset medium]
+        [--codec h264|ffv1] [--crf 17] [--preset medium] [--max-pixels 120000000]
 
 INPUT: image files (JPEG, PNG, WebP, TIFF, BMP), video files (anything PyAV
 decodes: .mp4, .mkv, .mov, .avi, .webm, .mpg, .ts, ...) or folders (every image
@@ -29,8 +29,14 @@ from its tile's inner edge — computed as on the whole image when that is the
 network's reach or more (about 40 px for 64 channels × 8 blocks; the default
 128 gives 48). XLA compiles once per tile shape, not once per image. EXIF
 orientation is applied; the ICC profile and EXIF data are kept where the output
-format allows; grayscale stays grayscale; an alpha channel is carried through
-untouched; 16-bit images are refused.
+format allows (what Pillow can parse of a corrupt EXIF block); grayscale stays
+grayscale; palette, CMYK and 1-bit images are restored in RGB or gray, a
+palette's transparency becoming an alpha channel; an alpha channel is carried
+through untouched. Refused, so that nothing is written at a loss: 16-bit or
+float samples (16-bit RGB included, which Pillow would silently cut to 8 bits),
+animated images, and any image whose header declares more than `--max-pixels`
+(default 120 million: 100-megapixel camera files pass, a few KB of PNG declaring
+gigapixels does not), checked before a pixel is decoded.
 
 Video (`jaxrestore.video`): frames go to the device `--batch` at a time while
 the next ones decode and the previous ones encode; every frame keeps its
@@ -39,8 +45,11 @@ timestamp and the audio streams are copied packet for packet. `--codec h264`
 `--tile`² pixels are restored whole (one compiled shape per video).
 
 Output is written to a temporary name in the same folder and renamed when
-complete. A file that cannot be restored gets a one-line error naming it; the
-others are still done, and the exit status is then 1.
+complete. A file that cannot be restored (unreadable, truncated, any error while
+restoring it) gets a one-line error naming it and nothing is written for it; the
+others are still done, a batch ends with the list of the files that failed (and
+of the videos restored with frames left out, see `jaxrestore.video`), and the
+exit status is then 1. tests/bad_inputs holds the hostile files this is tested on.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from absl import logging
 from PIL import Image, ImageOps
 
 from jaxrestore import inference, video
+from jaxrestore.data import sources
 
 WEIGHTS = Path(__file__).parent / "weights"
 # The packaged generators, by the name `--checkpoint` accepts.
@@ -68,7 +78,6 @@ PACKAGED = {"ssim": WEIGHTS / "ssim_universal", "gan": WEIGHTS / "gan_universal"
 DEFAULT_CHECKPOINT = PACKAGED["ssim"]
 DEFAULT_PREDICTOR = WEIGHTS / "quality"
 PAD_MULTIPLE = 64
-MAX_PIXELS = 400_000_000  # refuse (clearly) anything larger than this
 FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -91,8 +100,8 @@ def edge_pad(images: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
 
 
-class InputError(ValueError):
-    """A file that cannot be restored; the message names it and says why."""
+# A file that cannot be restored; the message is one line naming it and saying why.
+InputError = sources.ImageError
 
 
 @dataclasses.dataclass
@@ -268,41 +277,28 @@ class Loaded:
     exif: bytes | None
 
 
-def load_image(path: Path) -> Loaded:
-    """Decode an input file, EXIF-oriented, with what the output should carry over."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.width * image.height > MAX_PIXELS:
-                raise InputError(
-                    f"{path}: {image.width}x{image.height} is over {MAX_PIXELS:,} pixels"
-                )
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F") or image.mode.startswith("I;"):
-                raise InputError(
-                    f"{path}: {image.mode} pixels (16-bit or float); only 8-bit images are "
-                    "supported"
-                )
-            icc = image.info.get("icc_profile")
-            exif = image.getexif()
-            image = ImageOps.exif_transpose(image)
-            if exif and 0x0112 in exif:
-                del exif[0x0112]  # the pixels are now upright
-            exif_bytes = exif.tobytes() if exif else None
-            grayscale = image.mode in ("L", "LA", "1")
-            alpha = None
-            if image.mode in ("RGBA", "LA", "PA") or (
-                image.mode == "P" and "transparency" in image.info
-            ):
-                image = image.convert("RGBA" if not grayscale else "LA")
-                alpha = np.asarray(image)[..., -1].copy()
-            rgb = np.asarray(image.convert("RGB"))
-    except InputError:
-        raise
-    except Image.DecompressionBombError:
-        raise InputError(f"{path}: too many pixels (decompression bomb guard)") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: cannot decode image ({reason})") from None
+def load_image(path: Path, max_pixels: int = sources.MAX_PIXELS) -> Loaded:
+    """Decode an input file, EXIF-oriented, with what the output should carry over.
+    InputError (one line naming the file) for what cannot be restored whole:
+    undecodable, over `max_pixels` as declared, over 8 bits, animated, under 8x8."""
+    with sources.open_image(path, max_pixels) as image:
+        if getattr(image, "is_animated", False):  # a still output would lose frames
+            raise InputError(f"{path}: an animated image; only still images are restored")
+        image.load()
+        icc = image.info.get("icc_profile")
+        exif = image.getexif()  # what Pillow could parse of it, when it is corrupt
+        image = ImageOps.exif_transpose(image)
+        if exif and 0x0112 in exif:
+            del exif[0x0112]  # the pixels are now upright
+        exif_bytes = exif.tobytes() if exif else None
+        grayscale = image.mode in ("L", "LA", "1")
+        alpha = None
+        if image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info
+        ):
+            image = image.convert("RGBA" if not grayscale else "LA")
+            alpha = np.asarray(image)[..., -1].copy()
+        rgb = np.asarray(image.convert("RGB"))
     if min(rgb.shape[:2]) < 8:
         raise InputError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small (at least 8x8)")
     return Loaded(rgb, alpha, grayscale, icc, exif_bytes)
@@ -416,6 +412,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="h264", help="video: h264 or ffv1 (lossless, .mkv)")
     parser.add_argument("--crf", type=float, default=video.Encoding.crf, help="H.264 CRF")
     parser.add_argument("--preset", default=video.Encoding.preset, help="x264 preset")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=sources.MAX_PIXELS,
+        help="refuse images declaring more pixels, before decoding them",
+    )
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)
     name = "jaxrestore.restore"
@@ -439,10 +441,17 @@ def run(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)
         return 2
-    status, start = 0, time.perf_counter()
+    start = time.perf_counter()
     done = {"image": 0, "video": 0}
     pixels = frames = 0
     video_seconds = 0.0
+    failed: list[str] = []  # one line per file not restored
+    warned: list[str] = []  # one line per file restored with frames left out
+
+    def warn(message: str) -> None:
+        print(f"{name}: {message}", file=sys.stderr)
+        warned.append(message)
+
     for source, target, fmt in jobs:
         try:
             if fmt == "VIDEO":
@@ -451,20 +460,23 @@ def run(argv: list[str] | None = None) -> int:
                 if restorer.conditioned:
                     quality = video_quality(restorer, args.quality, source)
                 tiled.progress = None
-                with tqdm.tqdm(unit="frame", disable=not shown, leave=False) as frame_bar:
-                    frames += video.restore_video(
-                        source,
-                        target,
-                        functools.partial(tiled.restore_frames, quality=quality),
-                        encoding,
-                        tiling.batch,
-                        frame_bar,
-                    )
-                tiled.progress = bar
+                try:
+                    with tqdm.tqdm(unit="frame", disable=not shown, leave=False) as frame_bar:
+                        frames += video.restore_video(
+                            source,
+                            target,
+                            functools.partial(tiled.restore_frames, quality=quality),
+                            encoding,
+                            tiling.batch,
+                            frame_bar,
+                            warn,
+                        )
+                finally:
+                    tiled.progress = bar
                 video_seconds += time.perf_counter() - began
                 done["video"] += 1
                 continue
-            loaded = load_image(source)
+            loaded = load_image(source, args.max_pixels)
             quality = 50.0
             if restorer.conditioned:
                 quality, _ = restorer.quality_for(loaded.rgb, args.quality, source)
@@ -472,9 +484,14 @@ def run(argv: list[str] | None = None) -> int:
             save_image(loaded, restored, target, fmt)
             pixels += loaded.rgb.shape[0] * loaded.rgb.shape[1]
             done["image"] += 1
-        except (InputError, ValueError, OSError) as error:
-            print(f"{name}: {error}", file=sys.stderr)
-            status = 1
+        except Exception as error:  # noqa: BLE001 - one file's failure must not stop the rest
+            # Our errors name the file; anything else (an OS error on the output, an
+            # unforeseen decoder failure, out of memory) gets the file's name and its type.
+            message = str(error) if isinstance(error, ValueError) else ""
+            if not message.startswith(str(source)):
+                message = f"{source}: {type(error).__name__}: {sources.reason(error)}"
+            print(f"{name}: {message}", file=sys.stderr)
+            failed.append(message)
     bar.close()
     seconds = time.perf_counter() - start
     videos = sum(fmt == "VIDEO" for _, _, fmt in jobs)
@@ -491,7 +508,14 @@ def run(argv: list[str] | None = None) -> int:
             f"({frames / max(video_seconds, 1e-9):.2f} frames/s)"
         )
     print(f"{name}: restored {' and '.join(parts)} in {seconds:.1f} s", file=sys.stderr)
-    return status
+    if len(jobs) > 1 and (failed or warned):
+        # The same lines again, together at the end, so none is lost in a long batch.
+        for lines, what in ((failed, "failed"), (warned, "restored with frames left out")):
+            if lines:
+                print(f"{name}: {len(lines)} of {len(jobs)} files {what}:", file=sys.stderr)
+                for line in lines:
+                    print(f"  {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,15 @@ exactly the restored pixels), tagged with the input's colour metadata and
 converted to YUV with its matrix and range. It is written to a temporary name
 beside the target and renamed only when complete; on any error it is removed.
 Subtitle and data streams are not carried over.
+
+Damaged input: a packet the decoder rejects (corrupt data in the middle of a
+file) is left out, the frames around it keep their timestamps (the audio stays
+in sync; a player holds the previous frame), and once the output is complete a
+one-line warning names how many frames were lost and at what times. A file that
+ends early (fewer frames than its container lists: truncated), has no video
+stream, no decodable frame, frames over 8 bits or over 8192² pixels, or that
+FFmpeg cannot open, is refused with one line and nothing is written. Tags that
+are not UTF-8 are read with replacement characters.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+from absl import logging
+
+from jaxrestore.data.sources import reason
 
 VIDEO_SUFFIXES = (
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
@@ -66,11 +78,23 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def _reason(error: BaseException) -> str:
-    if getattr(error, "strerror", None):  # FFmpegError, OSError: without errno or name
-        return str(error.strerror)
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+def open_input(path: Path):
+    """`av.open` for reading; tags that are not UTF-8 are read with replacement
+    characters rather than failing the file (PyAV's default is strict)."""
+    import av
+
+    return av.open(str(path), metadata_errors="replace")
+
+
+def video_stream(container, path: Path):
+    """The first video stream of an open container; VideoError when there is none or
+    FFmpeg has no decoder for it."""
+    if not container.streams.video:
+        raise VideoError(f"{path}: no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(f"{path}: no decoder for its video stream")
+    return stream
 
 
 def probe(path: Path) -> VideoInfo:
@@ -78,10 +102,8 @@ def probe(path: Path) -> VideoInfo:
     import av
 
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+        with open_input(path) as container:
+            stream = video_stream(container, path)
             width, height = stream.codec_context.width, stream.codec_context.height
             pixels = stream.codec_context.format
             bits = max((c.bits for c in pixels.components), default=8) if pixels else 8
@@ -97,7 +119,7 @@ def probe(path: Path) -> VideoInfo:
     except VideoError:
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
-        raise VideoError(f"{path}: cannot read video ({_reason(error)})") from None
+        raise VideoError(f"{path}: cannot read video ({reason(error)})") from None
     if bits > 8:
         raise VideoError(
             f"{path}: {pixels.name} frames ({bits}-bit); only 8-bit video is supported"
@@ -136,9 +158,14 @@ class _Batch:
     audio: list  # audio packets demuxed since the previous batch, in order
 
 
-def _decode(container, batch: int, path: Path, colour: dict) -> Iterator[_Batch]:
+def _decode(
+    container, batch: int, path: Path, colour: dict, rejected: list[float]
+) -> Iterator[_Batch]:
     """Batches of RGB frames with their timestamps and the audio packets between them.
-    `colour` is filled from the first frame (matrix and range used for RGB)."""
+    `colour` is filled from the first frame (matrix and range used for RGB). A packet
+    the decoder rejects (corrupt data) is left out and its time, in seconds, appended
+    to `rejected`; the frames after it are decoded as the codec can (H.264 conceals
+    damaged references). An error reading the container itself ends decoding."""
     import av
 
     video = container.streams.video[0]
@@ -178,13 +205,19 @@ def _decode(container, batch: int, path: Path, colour: dict) -> Iterator[_Batch]
                 if packet.dts is not None:
                     audio.append(packet)
                 continue
-            for frame in packet.decode():
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                time = packet.pts if packet.pts is not None else packet.dts
+                rejected.append(float(time * video.time_base) if time is not None else -1.0)
+                continue
+            for frame in decoded:
                 take(frame)
                 if len(frames) == batch:
                     yield _Batch(np.stack(frames), pts, audio)
                     frames, pts, audio = [], [], []
     except av.FFmpegError as error:
-        raise VideoError(f"{path}: cannot decode video ({_reason(error)})") from None
+        raise VideoError(f"{path}: cannot decode video ({reason(error)})") from None
     if frames or audio:
         yield _Batch(np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8), pts, audio)
 
@@ -304,10 +337,15 @@ def restore_video(
     encoding: Encoding,
     batch: int = 1,
     progress=None,
+    warn: Callable[[str], None] = logging.warning,
 ) -> int:
     """Restore every frame of `source` into `target` with `restore` (uint8 [n, H, W, 3]
-    -> uint8 [n, H, W, 3]); returns the number of frames. Raises VideoError with a
-    one-line reason; the target then does not exist."""
+    -> uint8 [n, H, W, 3]); returns the number of frames written. Raises VideoError
+    with a one-line reason; the target then does not exist. Frames whose packets the
+    decoder rejects are left out (the others keep their timestamps, so sound and
+    picture stay in sync) and `warn` gets one line naming how many and where, once
+    the output is complete; a video that ends early (truncated) or where no frame
+    decodes is refused."""
     import av
 
     info = probe(source)
@@ -324,13 +362,14 @@ def restore_video(
     count = 0
     try:
         with (
-            av.open(str(source)) as container,
+            open_input(source) as container,
             concurrent.futures.ThreadPoolExecutor(1) as reading,
             concurrent.futures.ThreadPoolExecutor(1) as writing,
         ):
             writer = _Writer(temporary, container, info, encoding, target)
             colour: dict = {}
-            batches = _decode(container, batch, source, colour)
+            rejected: list[float] = []
+            batches = _decode(container, batch, source, colour, rejected)
             upcoming = reading.submit(next, batches, None)  # decodes while we compute
             pending: list[concurrent.futures.Future] = []
             while (current := upcoming.result()) is not None:
@@ -347,15 +386,25 @@ def restore_video(
             if count == 0:
                 raise VideoError(f"{source}: no decodable video frames")
             # A few frames of slack: edit lists and decoder delay can drop one or two.
-            if info.expected and count < info.expected - 2 - info.expected // 100:
+            if info.expected and count + len(rejected) < info.expected - 2 - info.expected // 100:
                 raise VideoError(
                     f"{source}: truncated or corrupt: decoded {count} of the "
                     f"{info.expected} frames its container lists"
                 )
             writer.finish()
         os.replace(temporary, target)
-    except (av.FFmpegError, OSError) as error:
-        raise VideoError(f"{source}: cannot restore video ({_reason(error)})") from None
+        if rejected:
+            where = ", ".join(f"{t:.2f}" for t in rejected[:5]) + (
+                ", ..." if len(rejected) > 5 else ""
+            )
+            warn(
+                f"{source}: {len(rejected)} of {count + len(rejected)} frames could not be "
+                f"decoded (corrupt data, at {where} s) and were left out"
+            )
+    except VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise VideoError(f"{source}: cannot restore video ({reason(error)})") from None
     finally:
         if writer is not None and temporary.exists():
             writer.abort()

@@ -195,28 +195,68 @@ def test_init_from_takes_an_export_and_names_a_mismatch(tmp_path, model_dir):
         checkpoint.load_generator_params(tmp_path, like)
 
 
-def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
+def damaged_exports(model_dir: Path, folder: Path) -> dict[Path, str]:
+    """Copies of the export, each damaged one way, with the message each must get."""
     import shutil
 
+    rng = np.random.default_rng(0)
+
+    def noise(file: Path) -> None:
+        file.write_bytes(rng.integers(0, 256, max(file.stat().st_size, 16), np.uint8).tobytes())
+
+    def halve(file: Path) -> None:
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+    def resize(export: Path) -> None:
+        info = json.loads((export / "model.json").read_text())
+        info["model"]["channels"] = 16  # the weights were saved for 8
+        (export / "model.json").write_text(json.dumps(info))
+
+    def data_files(export: Path) -> list[Path]:
+        return sorted(p for p in (export / "params").rglob("*") if p.parent.name == "d")
+
+    damage = {
+        "resized": (resize, "the saved weights do not match its model config (channels=16"),
+        "stripped": (
+            lambda e: shutil.rmtree(e / "params"),
+            "model.json but no params/ beside it",
+        ),
+        "json_noise": (lambda e: noise(e / "model.json"), "model.json is not an export's"),
+        "json_list": (lambda e: (e / "model.json").write_text("[]"), "model.json is not an"),
+        "json_no_model_keys": (
+            lambda e: (e / "model.json").write_text('{"stage": "ssim", "model": {}}'),
+            "its model config does not build a network (AttributeError",
+        ),
+        "params_empty": (
+            lambda e: [shutil.rmtree(e / "params"), (e / "params").mkdir()],
+            "cannot read params/ (FileNotFoundError",
+        ),
+        "metadata_halved": (lambda e: halve(e / "params" / "_METADATA"), "cannot read params/"),
+        "manifest_noise": (
+            lambda e: noise(e / "params" / "manifest.ocdbt"),
+            "cannot read params/",
+        ),
+        "data_noise": (lambda e: [noise(f) for f in data_files(e)], "cannot read params/"),
+        "data_halved": (lambda e: [halve(f) for f in data_files(e)], "cannot read params/"),
+        "data_deleted": (lambda e: [f.unlink() for f in data_files(e)], "cannot read params/"),
+    }
+    cases = {folder / "absent": "neither a training workdir (checkpoints/) nor an export"}
+    for name, (spoil, message) in damage.items():
+        export = folder / name
+        shutil.copytree(model_dir, export)
+        spoil(export)
+        cases[export] = message
+    return cases
+
+
+def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
     photo_file = tmp_path / "in.png"
     Image.new("RGB", (64, 48), (90, 120, 150)).save(photo_file)
-    resized = tmp_path / "resized"
-    shutil.copytree(model_dir, resized)
-    info = json.loads((resized / "model.json").read_text())
-    info["model"]["channels"] = 16  # the weights were saved for 8
-    (resized / "model.json").write_text(json.dumps(info))
-    stripped = tmp_path / "stripped"
-    shutil.copytree(model_dir, stripped)
-    shutil.rmtree(stripped / "params")
-    cases = {
-        resized: "the saved weights do not match its model config (channels=16",
-        stripped: "model.json but no params/ beside it",
-        tmp_path / "absent": "neither a training workdir (checkpoints/) nor an export",
-    }
-    for checkpoint, message in cases.items():
+    for checkpoint, message in damaged_exports(model_dir, tmp_path / "exports").items():
         out = tmp_path / "out.png"
         status, err = run_here(capsys, photo_file, "-o", out, "--checkpoint", checkpoint)
-        assert status == 2 and err.count("\n") == 1 and message in err, err
+        assert status == 2 and err.count("\n") == 1, (checkpoint.name, err)
+        assert err.startswith(f"jaxrestore.restore: {checkpoint}: {message}"), err
         assert not out.exists()
 
 

@@ -25,8 +25,9 @@ def make_video(
     pix_fmt: str = "yuv420p",
     pts: list[int] | None = None,
 ) -> None:
-    """A clip panning over the photo (H.264 at CRF 35 by default), with a 440 Hz AAC
-    tone as long as the video; `pts` (in 1/1000 s) makes the frame rate variable."""
+    """A clip panning over the photo (H.264 at CRF 35 by default; the pan wraps round
+    for long clips), with a 440 Hz AAC tone as long as the video; `pts` (in 1/1000 s)
+    makes the frame rate variable."""
     width, height = size
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate)
@@ -39,7 +40,9 @@ def make_video(
             sound = out.add_stream("aac", rate=48000)
             sound.layout = "stereo"
         for i in range(frames):
-            crop = np.ascontiguousarray(photo[i * 3 : i * 3 + height, i * 5 : i * 5 + width])
+            top = i * 3 % (photo.shape[0] - height + 1)
+            left = i * 5 % (photo.shape[1] - width + 1)
+            crop = np.ascontiguousarray(photo[top : top + height, left : left + width])
             frame = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(format=pix_fmt)
             if pts is not None:
                 frame.pts, frame.time_base = pts[i], fractions.Fraction(1, 1000)
