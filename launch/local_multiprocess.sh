@@ -9,6 +9,9 @@
 # COORDINATOR_PORT (default: a free port), PYTHON (default: python).
 # Process 0 prints progress; the others print only warnings and errors. If one
 # process fails, the others are stopped and its exit status is returned.
+# SIGTERM or SIGINT to this script is passed on to every process: they agree on a
+# step, save its checkpoint and exit with status 75, which this script returns;
+# rerunning the same command resumes.
 set -euo pipefail
 
 if [[ $# -lt 1 || ! $1 =~ ^[1-9][0-9]*$ ]]; then
@@ -27,7 +30,8 @@ stop_all() {
     kill "$pid" 2>/dev/null || true
   done
 }
-trap 'stop_all; exit 130' INT TERM
+stopping=0
+trap 'stopping=1; stop_all' INT TERM
 
 for ((i = 0; i < nproc; i++)); do
   JAX_PLATFORMS=cpu \
@@ -40,16 +44,29 @@ for ((i = 0; i < nproc; i++)); do
   pids+=("$!")
 done
 
-status=0
-for ((left = nproc; left > 0; left--)); do
-  if wait -n; then
-    continue
-  else
-    status=$?
-    echo "$0: a process exited with status $status; stopping the others" >&2
+running() {
+  local pid count=0
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then count=$((count + 1)); fi
+  done
+  echo "$count"
+}
+
+# Wait for every process; a trapped signal interrupts `wait`, so loop until none runs.
+while (($(running) > 0)); do
+  code=0
+  wait -n || code=$?
+  # 75: stopped after a checkpoint (preempted); the others stop at the same step.
+  if ((code != 0 && code != 75 && code != 127 && !stopping)); then
+    echo "$0: a process exited with status $code; stopping the others" >&2
+    stopping=1
     stop_all
-    wait || true
-    break
   fi
+done
+status=0
+for pid in "${pids[@]}"; do
+  code=0
+  wait "$pid" || code=$?
+  if ((code != 0 && (status == 0 || status == 75))); then status=$code; fi
 done
 exit "$status"

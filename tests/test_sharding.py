@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxrestore import checkpoint, sharding, train
-from jaxrestore.data import pipeline, sources, tfds_pack
+from jaxrestore.data import pipeline, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,7 +182,13 @@ def test_tfds_dataset_packed_from_a_folder_trains_the_tiny_config(tmp_path, tiny
     heldout = _heldout_name("coffee")
     shutil.copy(embedded / "coffee.png", folder / heldout)
 
-    tfds_pack.run([str(folder), "--data_dir", str(tmp_path / "tfds")])
+    # As the README runs it (the builder must not live in __main__).
+    command = [sys.executable, "-m", "jaxrestore.data.tfds_pack", str(folder)]
+    packed = subprocess.run(
+        [*command, "--data_dir", str(tmp_path / "tfds")], capture_output=True, text=True
+    )
+    assert packed.returncode == 0, packed.stderr[-2000:]
+    assert f"{len(train_names)} train, 1 heldout" in packed.stdout
     tiny_config.data.source = "tfds:jaxrestore_images"
     tiny_config.data.dir = str(tmp_path / "tfds")
     splits = sources.resolve(tiny_config.data)
@@ -197,6 +203,17 @@ def test_tfds_dataset_packed_from_a_folder_trains_the_tiny_config(tmp_path, tiny
     assert np.isfinite(last["loss"])
     per_image = json.loads((tmp_path / "run" / "eval" / "step_12.json").read_text())
     assert list(per_image) == [heldout]
+
+    # A record damaged on disk: one line naming the dataset, split and record.
+    (records,) = (tmp_path / "tfds").rglob("*-heldout.array_record*")
+    data = bytearray(records.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 256] = bytes(256)
+    records.write_bytes(bytes(data))
+    damaged = sources.resolve(tiny_config.data)["heldout"]
+    with pytest.raises(
+        sources.ImageError, match=r"^tfds:jaxrestore_images heldout\[0\]: unreadable"
+    ):
+        damaged.load(0)
 
     tiny_config.data.source = "tfds:no_such_dataset"
     with pytest.raises(FileNotFoundError, match="tfds:no_such_dataset"):

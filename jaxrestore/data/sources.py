@@ -135,7 +135,12 @@ class TfdsImages(ImageSet):
         return len(self.source)
 
     def _record(self, index: int) -> dict:
-        record = self.source[index]
+        try:
+            record = self.source[index]
+        except Exception as error:  # array_record / feature decoding: damaged files
+            raise ImageError(
+                f"tfds:{self.dataset} {self.split}[{index}]: unreadable record ({reason(error)})"
+            ) from None
         if self.image_key not in record:
             raise ValueError(
                 f"tfds:{self.dataset}: records have no {self.image_key!r} feature "
@@ -157,7 +162,7 @@ def open_tfds(name: str, split: str, data_dir: str | None):
     """`tfds.data_source` with a one-line error when the dataset or split is missing."""
     import tensorflow_datasets as tfds
 
-    from jaxrestore.data import tfds_pack  # noqa: F401  registers the project's builder
+    from jaxrestore.data import tfds_builder  # noqa: F401  registers the project's builder
 
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir or None)
