@@ -1,7 +1,10 @@
 """Shared fixtures: tiny configs on the embedded images, no download needed."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Every test (and every `jaxrestore.main` it starts) sees 8 CPU devices, so the
 # sharded code paths run as on an 8-accelerator host.
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "8")
+# One XLA compilation cache for the session, shared with every `jaxrestore.main` a test
+# starts: the same tiny steps are compiled by many tests and runs.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="jaxrestore-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 
 @pytest.fixture
@@ -57,3 +66,18 @@ def photo():
     from jaxrestore.data import sources
 
     return sources.read_image(str(sources.embedded_dir() / "chelsea.png"))  # 451x300
+
+
+def restore_run(workdir, config):
+    """(state, step, loop counters) of WORKDIR's newest readable checkpoint, restored as
+    the train loop does, onto the mesh `config.mesh` asks for."""
+    from jaxrestore import checkpoint, sharding, train
+    from jaxrestore.data import pipeline
+
+    abstract, _ = train.build(config, sharding.make_mesh(config.mesh))
+    manager = checkpoint.make_manager(workdir, config)
+    data_iterator = iter(pipeline.make_train_dataset(config))
+    try:
+        return checkpoint.restore_latest(manager, abstract, data_iterator, config)
+    finally:
+        manager.close()

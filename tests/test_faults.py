@@ -43,14 +43,10 @@ CONFIGS = {
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    # Compiled steps are shared by the many short runs through JAX's persistent cache.
-    cache = tmp_path_factory.mktemp("xla_cache")
-    return {
-        **os.environ,
-        "JAX_COMPILATION_CACHE_DIR": str(cache),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    }
+def env():
+    # The many short runs share compiled steps through the session's XLA cache (conftest);
+    # every compilation is kept, even the quick ones.
+    return {**os.environ, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
 class Run:

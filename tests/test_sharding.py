@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import restore_run
 
 from jaxrestore import checkpoint, sharding, train
 from jaxrestore.data import pipeline, sources
@@ -86,12 +88,7 @@ def test_checkpoint_from_eight_devices_restores_onto_one(tmp_path, tiny_config):
     saved = checkpoint.load_state_tree(tmp_path)
 
     tiny_config.mesh.data = 1
-    mesh = sharding.make_mesh(tiny_config.mesh)
-    abstract, _ = train.build(tiny_config, mesh)
-    manager = checkpoint.make_manager(tmp_path, tiny_config)
-    data_iterator = iter(pipeline.make_train_dataset(tiny_config))
-    state, step, _ = checkpoint.restore_latest(manager, abstract, data_iterator, tiny_config)
-    manager.close()
+    state, step, _ = restore_run(tmp_path, tiny_config)
     assert step == 4
     for leaf in jax.tree.leaves(state.params):
         assert leaf.sharding.mesh.devices.size == 1
@@ -228,3 +225,53 @@ def test_launch_scripts_pass_shellcheck():
     assert len(scripts) >= 3
     result = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(
+    os.environ.get("JAXRESTORE_SLOW_TESTS") != "1",
+    reason="a minute of two processes; the single-process SIGTERM path is in test_faults.py; "
+    "set JAXRESTORE_SLOW_TESTS=1 to run it",
+)
+def test_sigterm_to_a_multiprocess_run_stops_both_at_one_step_and_resumes(tmp_path):
+    workdir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+    command = ["bash", str(ROOT / "launch" / "local_multiprocess.sh"), "2"]
+    command += ["--config", "configs/ssim.py:tiny", "--workdir", str(workdir)]
+    command += ["--config.total_steps=400", "--config.checkpoint_every_steps=100"]
+    command += ["--config.eval.lpips=false", "--config.eval.every_steps=1000"]
+
+    def launch():
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**env, "PYTHON": sys.executable},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    outputs, stops = [], []
+    for _ in range(2):  # stopped twice: fresh, then resumed
+        process, lines = launch(), []
+        for line in process.stdout:
+            lines.append(line)
+            if (
+                line.startswith("step ")
+                and len(lines)
+                and not any("SIGTERM" in seen for seen in lines[:-1])
+            ):
+                process.send_signal(signal.SIGTERM)  # the launcher passes it on
+                lines.append("(test: SIGTERM sent)\n")
+        process.wait(timeout=600)
+        outputs.append("".join(lines))
+        assert process.returncode == 75, outputs[-1][-3000:]
+        stops.append(
+            max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+        )
+        saved = [line for line in lines if "checkpoint saved at step" in line]
+        assert len(saved) == 2 and all(f"step {stops[-1]} in" in line for line in saved)
+        data = sorted(
+            p.name for p in (workdir / "checkpoints" / str(stops[-1]) / "data").glob("*.json")
+        )
+        assert data == ["process_0-of-2.json", "process_1-of-2.json"]
+    assert f"resumed from checkpoint at step {stops[0]}" in outputs[1] and stops[1] > stops[0]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import restore_run
 
 from jaxrestore import checkpoint, plot_run, sharding, steps, train
 from jaxrestore.data import pipeline
@@ -108,12 +109,7 @@ def test_main_writes_metrics_and_held_out_evaluation(tmp_path, tiny_config, caps
     for path in (tmp_path / "checkpoints" / "12" / "state").rglob("*"):
         if path.is_file():
             path.write_bytes(rng.bytes(path.stat().st_size or 16))
-    mesh = sharding.make_mesh(tiny_config.mesh)
-    abstract, _ = train.build(tiny_config, mesh)
-    manager = checkpoint.make_manager(tmp_path, tiny_config)
-    data_iterator = iter(pipeline.make_train_dataset(tiny_config))
-    _, step, loop = checkpoint.restore_latest(manager, abstract, data_iterator, tiny_config)
-    manager.close()
+    _, step, loop = restore_run(tmp_path, tiny_config)
     assert step == 8 and loop == {"skipped_steps": 0}
     assert "unreadable checkpoint skipped (step 12:" in capsys.readouterr().err
 
