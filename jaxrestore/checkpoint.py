@@ -109,6 +109,15 @@ def finish(manager: ocp.CheckpointManager, step: int) -> None:
     manager.close()
 
 
+def settle(manager: ocp.CheckpointManager) -> None:
+    """On the way out after an error: let a save in flight complete (its own failure
+    was or will be reported elsewhere), so no checkpoint is cut short by the exit."""
+    try:
+        manager.wait_until_finished()
+    except Exception:  # noqa: BLE001 - the error being raised matters more
+        pass
+
+
 @contextlib.contextmanager
 def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
     """Turn a failed (possibly asynchronous) save into one CheckpointError line."""

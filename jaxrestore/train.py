@@ -272,38 +272,43 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
         ]
         return _mean_metrics(good) if good else {}
 
-    for step in range(start_step + 1, total + 1):
-        step_fn = next(fn for last_step, fn in phases if step <= last_step)
-        batch = sharding.to_global(next(data_iterator), mesh)
-        state, step_metrics = step_fn(state, batch)
-        pending.append((step, step_metrics))
-        interval_steps += 1
+    try:
+        for step in range(start_step + 1, total + 1):
+            step_fn = next(fn for last_step, fn in phases if step <= last_step)
+            batch = sharding.to_global(next(data_iterator), mesh)
+            state, step_metrics = step_fn(state, batch)
+            pending.append((step, step_metrics))
+            interval_steps += 1
 
-        if step % config.log_every_steps == 0 or step == total:
-            last = check_pending()
-            rate = interval_steps / max(time.time() - interval_start, 1e-9)
-            last["steps_per_second"] = rate
-            last["patches_per_second"] = rate * config.batch_size
-            last["skipped_steps"] = loop["skipped_steps"]
-            metrics_log.write(step, last)
-            if "loss" in last:
-                _log(is_chief, _format_progress(step, total, last, rate))
-            interval_start, interval_steps = time.time(), 0
+            if step % config.log_every_steps == 0 or step == total:
+                last = check_pending()
+                rate = interval_steps / max(time.time() - interval_start, 1e-9)
+                last["steps_per_second"] = rate
+                last["patches_per_second"] = rate * config.batch_size
+                last["skipped_steps"] = loop["skipped_steps"]
+                metrics_log.write(step, last)
+                if "loss" in last:
+                    _log(is_chief, _format_progress(step, total, last, rate))
+                interval_start, interval_steps = time.time(), 0
 
-        if step % config.eval.every_steps == 0 or step == total:
-            last.update(evaluate(step))
-            interval_start = time.time()
+            if step % config.eval.every_steps == 0 or step == total:
+                last.update(evaluate(step))
+                interval_start = time.time()
 
-        if step % config.checkpoint_every_steps == 0 or step == total:
-            save(step)
-            saved_step = step
-
-        if (reason := signals.stop_at(step)) is not None and step < total:
-            if saved_step != step:
+            if step % config.checkpoint_every_steps == 0 or step == total:
                 save(step)
                 saved_step = step
-            checkpoint.finish(manager, saved_step)
-            raise Preempted(step, reason, workdir)
+
+            if (reason := signals.stop_at(step)) is not None and step < total:
+                if saved_step != step:
+                    save(step)
+                    saved_step = step
+                checkpoint.finish(manager, saved_step)
+                raise Preempted(step, reason, workdir)
+    except BaseException:
+        # Whatever stops the run, a checkpoint still being written is completed first.
+        checkpoint.settle(manager)
+        raise
 
     checkpoint.finish(manager, saved_step)
     return last
