@@ -109,6 +109,17 @@ def finish(manager: ocp.CheckpointManager, step: int) -> None:
     manager.close()
 
 
+def newest_complete(workdir: str | Path | epath.Path) -> str:
+    """'step N is the newest complete one' for WORKDIR's checkpoints (orbax gives a step
+    its plain number only once it is complete), for error messages."""
+    directory = as_dir(workdir) / "checkpoints"
+    try:
+        steps = [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
+    except OSError:
+        steps = []
+    return f"step {max(steps)} is the newest complete one" if steps else "no checkpoint is complete"
+
+
 def settle(manager: ocp.CheckpointManager) -> None:
     """On the way out after an error: let a save in flight complete (its own failure
     was or will be reported elsewhere), so no checkpoint is cut short by the exit."""
@@ -127,9 +138,7 @@ def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
         raise
     except Exception as error:  # noqa: BLE001 - orbax/tensorstore raise many kinds
         reason = " ".join(str(error).split())[:300] or type(error).__name__
-        manager.reload()
-        latest = manager.latest_step()
-        kept = f"step {latest} is the newest complete one" if latest is not None else "none"
+        kept = newest_complete(manager.directory.parent)
         raise CheckpointError(
             f"{manager.directory}: a checkpoint (step {step} or the one before) could not "
             f"be written: {reason}; {kept}"

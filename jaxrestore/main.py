@@ -111,6 +111,10 @@ def main(argv: list[str]) -> None:
         checkpoint.CheckpointError,
     ) as error:
         sys.exit(f"jaxrestore.main: {error}")
+    except OSError as error:  # a write into the workdir failed: full disk, permissions
+        where, reason = error.filename or workdir, error.strerror or str(error)
+        kept = checkpoint.newest_complete(workdir)
+        sys.exit(f"jaxrestore.main: {where}: could not be written: {reason}; {kept}")
 
 
 if __name__ == "__main__":
