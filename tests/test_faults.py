@@ -229,28 +229,28 @@ def _mount_tmpfs(path: Path, options: str) -> None:
 
 def test_full_disk_keeps_the_last_checkpoint_and_resumes(tmp_path, env, clean):
     disk = tmp_path / "disk"
-    _mount_tmpfs(disk, "size=16m")
+    _mount_tmpfs(disk, "size=64m")
     try:
         workdir = disk / "run"
         run = Run(workdir, "ssim", env)
         deadline = time.time() + 300
         while not checkpoints(workdir) and run.process.poll() is None and time.time() < deadline:
             time.sleep(0.02)
-        # Fill the disk: the next checkpoint cannot be written.
+        # Fill the disk: the next checkpoint (or metrics line) cannot be written.
         filler = disk / "filler"
-        with open(filler, "wb") as f:
-            try:
+        try:
+            with open(filler, "wb") as f:
                 while True:
                     f.write(b"\0" * (1 << 16))
                     f.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass  # full
         output = run.finish(expect=1)
         last = output.strip().splitlines()[-1]
         assert last.startswith("jaxrestore.main:") and "could not be written" in last, output
         kept = checkpoints(workdir)
         assert kept and f"step {kept[-1]} is the newest complete one" in last
-        filler.unlink()
+        filler.unlink(missing_ok=True)
         output = Run(workdir, "ssim", env).finish()
         assert f"resumed from checkpoint at step {kept[-1]}" in output
         assert_same_state(workdir, clean("ssim"))
