@@ -129,6 +129,11 @@ def settle(manager: ocp.CheckpointManager) -> None:
         pass
 
 
+def _one_line(error: Exception, limit: int) -> str:
+    """An orbax/tensorstore error (often several lines, with a whole spec) as one line."""
+    return " ".join(str(error).split())[:limit] or type(error).__name__
+
+
 @contextlib.contextmanager
 def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
     """Turn a failed (possibly asynchronous) save into one CheckpointError line."""
@@ -137,7 +142,7 @@ def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
     except CheckpointError:
         raise
     except Exception as error:  # noqa: BLE001 - orbax/tensorstore raise many kinds
-        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        reason = _one_line(error, 300)
         kept = newest_complete(manager.directory.parent)
         raise CheckpointError(
             f"{manager.directory}: a checkpoint (step {step} or the one before) could not "
@@ -222,7 +227,7 @@ def restore_latest(
 
 
 def _skip_damaged(step_dir: epath.Path, error: Exception) -> str:
-    reason = f"step {step_dir.name}: {' '.join(str(error).split())[:200]}"
+    reason = f"step {step_dir.name}: {_one_line(error, 200)}"
     print(f"warning: {step_dir}: unreadable checkpoint skipped ({reason})", file=sys.stderr)
     return reason
 
