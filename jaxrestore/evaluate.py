@@ -8,14 +8,14 @@
 For every image and quality: compress it with the codec (JPEG: libjpeg-turbo,
 4:2:0, byte-identical to Pillow's default writer; H.264 CRF / MPEG-2 quantiser
 for `--codec h264|mpeg2`, one intra frame), restore it through the restore
-command's tiled path (`jaxrestore.restore.ImageRestorer`), and score the
+command's tiled path (`jaxrestore.inference.Restorer`), and score the
 compressed and the restored image against the original:
 
 - fidelity and perceptual, on the device (`jaxrestore.metrics`): PSNR (RGB and
   BT.601 Y), SSIM (RGB and Y, Gaussian σ = 1.5), PSNR-B (Y), LPIPS (AlexNet);
 - no-reference: BRISQUE (the `brisque` package, lower is better) with the
   `eval` extra;
-- task-based, with the `eval` extra (`jaxrestore.task_eval`): an SSD MobileNet
+- task-based, with the `eval` extra (`jaxrestore.evaluation.tasks`): an SSD MobileNet
   v2 COCO detector's mAP@0.5 and recall against its detections on the
   original, an ImageNet classifier's top-1 agreement with the original, and the
   share of the original's faces still found.
@@ -52,8 +52,11 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from jaxrestore import inference, metrics, restore, task_eval
+from jaxrestore import inference, metrics
 from jaxrestore.data import degrade, sources
+from jaxrestore.evaluation import tasks
+from jaxrestore.inference import loader
+from jaxrestore.inference import restorer as restorer_lib
 
 CODECS = ("jpeg", "h264", "mpeg2")
 VIDEO_METRICS = ("psnr", "ssim", "lpips")
@@ -115,7 +118,7 @@ def _brisque():
 
 def _task_models():
     try:
-        return task_eval.TaskModels(), None
+        return tasks.TaskModels(), None
     except (ImportError, RuntimeError, FileNotFoundError) as error:
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
@@ -128,24 +131,20 @@ class Evaluator:
         self.settings = settings
         self.checkpoint = checkpoint
         estimator = None
-        if predictor and Path(predictor).exists():
+        if predictor and loader.resolve(predictor).exists():
             estimator = inference.QualityEstimator(predictor)
-        self.restorer = inference.Restorer(checkpoint, estimator)
-        tiling = restore.Tiling(settings.tile, settings.overlap, settings.batch)
-        self.tiled = restore.ImageRestorer(
-            self.restorer.model, self.restorer.params, tiling, settings.dtype
-        )
+        tiling = restorer_lib.Tiling(settings.tile, settings.overlap, settings.batch)
+        self.restorer = inference.Restorer(checkpoint, estimator, tiling, settings.dtype)
         self.predictor = predictor if estimator is not None else None
 
     def quality_for(self, compressed: np.ndarray, quality: int) -> float:
-        if not self.restorer.conditioned:
-            return 50.0  # ignored
-        if self.settings.codec == "jpeg":
-            return float(quality)  # what the restore command reads from the tables
-        return self.restorer.quality_for(compressed, "auto")[0]
+        """As the restore command finds it: a JPEG's QF is what its tables give (the QF
+        it was saved at), anything else is estimated from the pixels."""
+        given = quality if self.settings.codec == "jpeg" else "auto"
+        return self.restorer.choose_quality(given, compressed).quality
 
     def model_info(self) -> dict:
-        config = self.restorer.config
+        config = self.restorer.model.config
         count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.restorer.params))
         info = {
             "checkpoint": str(self.checkpoint),
@@ -155,13 +154,12 @@ class Evaluator:
             "conditioned": self.restorer.conditioned,
             "predictor": str(self.predictor) if self.predictor else None,
             "dtype": self.settings.dtype,
-            "jaxrestore": task_eval.package_version("jaxrestore"),
+            "jaxrestore": tasks.package_version("jaxrestore"),
             "jax": jax.__version__,
             "device": jax.devices()[0].device_kind,
         }
-        exported = Path(self.checkpoint) / "model.json"
-        if exported.exists():
-            info["export"] = json.loads(exported.read_text())
+        if self.restorer.model.export_info is not None:
+            info["export"] = self.restorer.model.export_info
         return info
 
     def image(self, original: np.ndarray) -> tuple[dict, dict, np.ndarray]:
@@ -172,7 +170,9 @@ class Evaluator:
         reference = original
         for quality in self.settings.qualities:
             compressed, reference = compress(original, self.settings.codec, quality)
-            restored = self.tiled.restore(compressed, self.quality_for(compressed, quality))
+            restored = self.restorer.restore_pixels(
+                compressed, self.quality_for(compressed, quality)
+            )
             versions[quality] = {"jpeg": compressed, "restored": restored}
         stack = np.stack([versions[q][k] for q in self.settings.qualities for k in KINDS])
         values = metrics.full_reference(jnp.asarray(reference[None]), jnp.asarray(stack))
@@ -191,15 +191,11 @@ class Evaluator:
         settings = self.settings
         frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
         compressed = degrade.video_roundtrip(frames, settings.video_codec, settings.video_strength)
-        quality = 50.0
-        if self.restorer.conditioned:
-            if self.restorer.estimator is None:
-                raise ValueError("--video: a conditioned generator needs --predictor")
-            picks = np.unique(np.linspace(0, len(frames) - 1, 16).astype(int))
-            quality = float(np.median(self.restorer.estimator.estimate_frames(compressed[picks])))
+        picks = np.unique(np.linspace(0, len(frames) - 1, VIDEO_FRAMES_SAMPLED).astype(int))
+        quality = self.restorer.choose_quality("auto", frames=compressed[picks]).quality
         restored = np.concatenate(
             [
-                self.tiled.restore_frames(compressed[i : i + 4], quality)
+                self.restorer.restore_frames(compressed[i : i + 4], quality)
                 for i in range(0, len(compressed), 4)
             ]
         )
@@ -318,7 +314,7 @@ def evaluate(
     task: dict = {"note": task_note} if task_models is None else {"models": task_models.info()}
     if task_models is not None:
         for quality in settings.qualities:
-            task[str(quality)] = task_eval.evaluate_task(task_models, originals, kept[quality])
+            task[str(quality)] = tasks.evaluate_task(task_models, originals, kept[quality])
     report["task"] = task
     report["video"] = [evaluator.video(read_clip(p, settings.video_frames), p.stem) for p in videos]
     report["model"] = evaluator.model_info()
@@ -328,7 +324,7 @@ def evaluate(
         "images": len(per_image),
         "tile": settings.tile,
         "overlap": settings.overlap,
-        "brisque": brisque_note or f"brisque {task_eval.package_version('brisque')}",
+        "brisque": brisque_note or f"brisque {tasks.package_version('brisque')}",
         "seconds": round(seconds, 1),
         "seconds_per_image": round(seconds / max(len(per_image), 1), 2),
         "conventions": CONVENTIONS,
@@ -544,7 +540,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoint", default="ssim", help="'ssim', 'gan' (packaged), a workdir or an export"
     )
-    parser.add_argument("--predictor", default=str(restore.DEFAULT_PREDICTOR))
+    parser.add_argument("--predictor", default=str(loader.DEFAULT_PREDICTOR))
     parser.add_argument("--codec", default="jpeg", help="jpeg, h264 or mpeg2")
     parser.add_argument(
         "--video", nargs="*", type=Path, default=[], help="video files or .npy clips"
@@ -558,8 +554,8 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--crops", type=int, default=4)
     parser.add_argument("--no-task", action="store_true")
     parser.add_argument("--no-brisque", action="store_true")
-    parser.add_argument("--tile", type=int, default=restore.Tiling.tile)
-    parser.add_argument("--overlap", type=int, default=restore.Tiling.overlap)
+    parser.add_argument("--tile", type=int, default=restorer_lib.Tiling.tile)
+    parser.add_argument("--overlap", type=int, default=restorer_lib.Tiling.overlap)
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)
@@ -594,7 +590,7 @@ def run(argv: list[str] | None = None) -> int:
         for clip in args.video:
             if not clip.exists():
                 raise ValueError(f"{clip}: no such file")
-        evaluator = Evaluator(restore.resolve_checkpoint(args.checkpoint), args.predictor, settings)
+        evaluator = Evaluator(loader.resolve(args.checkpoint), args.predictor, settings)
         report, extras = evaluate(evaluator, images, args.video)
     except (ValueError, FileNotFoundError) as error:
         print(f"{name}: {error}", file=sys.stderr)

@@ -6,8 +6,8 @@
 OUT gets `params/` (an orbax checkpoint of the model's parameters alone: no
 optimizer state, no data position) and `model.json` (the stage, the model
 config, the training data settings it was trained for, where it came from,
-and its last held-out evaluation). `inference.load_params` reads either a
-training workdir or such an export. `--best-lpips Q` exports the kept checkpoint
+and its last held-out evaluation). `inference.loader` reads either a training
+workdir or such an export. `--best-lpips Q` exports the kept checkpoint
 whose held-out LPIPS at QF Q is lowest among those that still gain PSNR over the
 JPEG at every evaluated quality, over all the RUNs given (the adversarial stage's
 pick among weight variants).
@@ -16,16 +16,14 @@ pick among weight variants).
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import orbax.checkpoint as ocp
 from absl import logging
 
-from jaxrestore import checkpoint
+from jaxrestore.inference import loader
+from jaxrestore.training import checkpoint, stages, workdir
 
 DATA_FIELDS = ("patch_size", "degradations", "quality_min", "quality_max", "crf_min", "crf_max")
 
@@ -34,23 +32,18 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     """Write the params-only export of `run` to `out` (replaced atomically)."""
     run, out = Path(run), Path(out).resolve()
     config = checkpoint.load_config(run, step)
-    tree = checkpoint.load_state_tree(run, step)
-    params = tree["generator"]["params"] if "generator" in tree else tree["params"]
-    with ocp.CheckpointManager(checkpoint.as_dir(run) / "checkpoints") as manager:
+    stage = stages.get(config.stage)
+    params = stage.model_params(checkpoint.load_state_tree(run, step))
+    with ocp.CheckpointManager(workdir.as_dir(run) / "checkpoints") as manager:
         saved_step = step if step is not None else manager.latest_step()
     evaluation = {}
-    metrics = run / "metrics.jsonl"
-    if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            record = json.loads(line)
-            if record["step"] <= saved_step and any(k.startswith("eval/") for k in record):
-                evaluation = {
-                    k: v for k, v in record.items() if k.startswith("eval/") or k == "step"
-                }
+    for record in workdir.eval_rows(run):
+        if record["step"] <= saved_step:
+            evaluation = {k: v for k, v in record.items() if k.startswith("eval/") or k == "step"}
     info = {
         "format": 1,
         "stage": config.stage,
-        "kind": "quality" if config.stage == "quality" else "generator",
+        "kind": stage.kind,
         "model": config.model.to_dict(),
         "data": {k: config.data[k] for k in DATA_FIELDS if k in config.data},
         "source": {"run": run.name, "step": int(saved_step), "config_variant": config.variant},
@@ -58,23 +51,21 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
         "batch_size": int(config.batch_size),
         "evaluation": evaluation,
     }
-    write_export(out, params, info)
+    loader.write_export(out, params, info)
     return info
 
 
 def best_lpips_step(run: str | Path, quality: int) -> tuple[int, dict]:
     """(step, its eval record) of the kept checkpoint with the lowest held-out LPIPS at
     QF `quality` whose PSNR gain over JPEG is positive at every evaluated QF."""
-    run = checkpoint.as_dir(run)
-    metrics = run / "metrics.jsonl"
+    run = workdir.as_dir(run)
     key = f"eval/lpips_restored_q{quality}"
-    if not metrics.exists():
+    if not (run / workdir.METRICS_FILE).exists():
         raise FileNotFoundError(f"{run}: no metrics.jsonl to choose a checkpoint from")
     with ocp.CheckpointManager(run / "checkpoints") as manager:
         kept = set(manager.all_steps())
     candidates = []
-    for line in metrics.read_text().splitlines():
-        record = json.loads(line)
+    for record in workdir.read_metrics(run):
         if key not in record or record["step"] not in kept:
             continue
         gains = [v for k, v in record.items() if k.startswith("eval/psnr_gain_q")]
@@ -86,22 +77,6 @@ def best_lpips_step(run: str | Path, quality: int) -> tuple[int, dict]:
         )
     best = min(candidates, key=lambda record: record[key])
     return int(best["step"]), best
-
-
-def write_export(out: str | Path, params: Any, info: dict) -> None:
-    """`out`/params (orbax, params only) and `out`/model.json, replaced atomically.
-    `info` needs at least "stage" and "model" (a model config dict)."""
-    out = Path(out).resolve()
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(staging / "params", params)
-    checkpointer.wait_until_finished()
-    (staging / "model.json").write_text(json.dumps(info, indent=1) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 
 Rerunning the same command resumes from the newest checkpoint in DIR.
 
-The config is checked before anything is built (`jaxrestore.config_check`): an
+The config is checked before anything is built (`jaxrestore.training.config_check`): an
 unknown field, an impossible size or a value out of range is a one-line error.
 Exit status: 0 done; 1 an error (bad config, data or workdir, a non-finite step, a
 checkpoint that could not be written: the newest complete one is kept); 75
@@ -26,7 +26,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxrestore import checkpoint, config_check, sharding, train
+from jaxrestore.training import checkpoint, config_check, configs, loop, sharding
+from jaxrestore.training import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ssim.py:cpu.")
 _WORKDIR = flags.DEFINE_string(
@@ -56,10 +57,6 @@ def initialize_distributed() -> None:
     )
 
 
-def default_workdir(config_path: str, variant: str) -> Path:
-    return Path("runs") / f"{Path(config_path.split(':')[0]).stem}_{variant}"
-
-
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing with every failure as one line (an unknown --config.field
     otherwise ends in a KeyError traceback, an error in a config file in its traceback)."""
@@ -87,7 +84,7 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     config_file = Path(flags.FLAGS["config"].config_filename.split(":")[0])
     try:
-        config_check.validate(config, config_check.load_reference(config.get("stage"), config_file))
+        config_check.validate(config, configs.reference(config.get("stage"), config_file))
     except config_check.ConfigError as error:
         sys.exit(f"jaxrestore.main: {config_file}: {error}")
     sharding.configure_cpu_devices(config.mesh)
@@ -96,18 +93,18 @@ def main(argv: list[str]) -> None:
             initialize_distributed()
         except (ValueError, RuntimeError) as error:
             raise SystemExit(f"jaxrestore.main: --distributed: {error}") from None
-    workdir = _WORKDIR.value or default_workdir(
+    workdir = _WORKDIR.value or workdir_lib.default_workdir(
         flags.FLAGS["config"].config_filename, config.variant
     )
     try:
-        train.train_and_evaluate(config, workdir)
-    except train.Preempted as stopped:
+        loop.train_and_evaluate(config, workdir)
+    except loop.Preempted as stopped:
         print(f"jaxrestore.main: {stopped}", file=sys.stderr)
         sys.exit(PREEMPTED_EXIT)
     except (
         ValueError,
         FileNotFoundError,
-        train.NonFiniteError,
+        loop.NonFiniteError,
         checkpoint.CheckpointError,
     ) as error:
         sys.exit(f"jaxrestore.main: {error}")

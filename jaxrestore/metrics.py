@@ -25,7 +25,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxrestore import losses, perceptual
+from jaxrestore import losses
+from jaxrestore.models import perceptual
 
 LUMA = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 NAMES = ("psnr", "psnr_y", "ssim", "ssim_y", "psnr_b", "lpips")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from jaxrestore.media import image as image_io
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for `from configs import ...`
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -65,16 +67,16 @@ def model_dir(tmp_path_factory):
 def photo():
     from jaxrestore.data import sources
 
-    return sources.read_image(str(sources.embedded_dir() / "chelsea.png"))  # 451x300
+    return image_io.read_image(str(sources.embedded_dir() / "chelsea.png"))  # 451x300
 
 
 def restore_run(workdir, config):
     """(state, step, loop counters) of WORKDIR's newest readable checkpoint, restored as
     the train loop does, onto the mesh `config.mesh` asks for."""
-    from jaxrestore import checkpoint, sharding, train
     from jaxrestore.data import pipeline
+    from jaxrestore.training import checkpoint, loop, sharding
 
-    abstract, _ = train.build(config, sharding.make_mesh(config.mesh))
+    abstract, _ = loop.build(config, sharding.make_mesh(config.mesh))
     manager = checkpoint.make_manager(workdir, config)
     data_iterator = iter(pipeline.make_train_dataset(config))
     try:

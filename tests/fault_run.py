@@ -34,7 +34,7 @@ def newest_checkpoint(workdir: Path) -> int:
 
 def inject_nan(step: int, workdir: Path) -> None:
     """Patch the loop's host-to-device call so that training step `step` gets a NaN."""
-    from jaxrestore import sharding
+    from jaxrestore.training import sharding
 
     to_global = sharding.to_global
     calls = {"step": newest_checkpoint(workdir)}  # the loop resumes after the newest one

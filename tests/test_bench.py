@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxrestore import bench
+from jaxrestore.bench import cases as bench
 
 
 def test_summary_of_repeats():

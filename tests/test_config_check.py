@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from configs import gan, quality, ssim
-from jaxrestore import config_check
+from jaxrestore.training import config_check
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [

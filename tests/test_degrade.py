@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from jaxrestore.data import degrade, pipeline, sources
+from jaxrestore.media import image as image_io
 
 
 @pytest.fixture(scope="module")
 def photo():
-    return sources.read_image(str(sources.embedded_dir() / "astronaut.png"))[:256, :256]
+    return image_io.read_image(str(sources.embedded_dir() / "astronaut.png"))[:256, :256]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrestore import checkpoint
+from jaxrestore.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TOTAL = 18  # steps; checkpoints every 6, metrics every 2

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from jaxrestore import checkpoint, gan, perceptual, sharding
 from jaxrestore.data import degrade, pipeline
+from jaxrestore.models import perceptual
 from jaxrestore.models.discriminator import Discriminator
+from jaxrestore.training import checkpoint, sharding
+from jaxrestore.training.stages import gan
 
 
 @pytest.fixture
@@ -124,14 +126,14 @@ def test_adversarial_losses_reward_fooling_the_discriminator(kind):
 
 def test_init_from_loads_a_stage1_generator_and_rejects_another_size(tmp_path, gan_tiny):
     from configs import ssim
-    from jaxrestore import train
+    from jaxrestore.training import loop
 
     stage1 = ssim.get_config("tiny")
     stage1.total_steps = 4
     stage1.eval.every_steps = 100
     stage1.eval.lpips = False
     stage1.eval.max_images = 1
-    train.train_and_evaluate(stage1, tmp_path / "stage1")
+    loop.train_and_evaluate(stage1, tmp_path / "stage1")
     saved = checkpoint.load_state_tree(tmp_path / "stage1")["params"]
 
     mesh = sharding.make_mesh(gan_tiny.mesh)

@@ -16,8 +16,8 @@ from PIL import Image
 from test_restore import run_here
 from test_video import make_video
 
-from jaxrestore import inference, restore, video
-from jaxrestore.data import sources
+from jaxrestore.media import image as image_io
+from jaxrestore.media import video
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 # What the batch must do with each corpus file (tests/bad_inputs/README.md says why).
@@ -188,13 +188,13 @@ def test_fuzz_image_readers(photo, scratch, alarm):
         path.write_bytes(data)
         alarm(10)
         try:
-            rgb = sources.read_image(str(path))
+            rgb = image_io.read_image(str(path))
             assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3
-            loaded = restore.load_image(path)
+            loaded = image_io.load_image(path)
             assert loaded.rgb.dtype == np.uint8 and loaded.rgb.shape[2] == 3
             assert loaded.alpha is None or loaded.alpha.shape == loaded.rgb.shape[:2]
             outcomes["decoded"] += 1
-        except sources.ImageError as error:  # restore.InputError is the same class
+        except image_io.ImageError as error:  # image_io.ImageError is the same class
             assert_one_line(error, path)
             outcomes["refused"] += 1
         finally:
@@ -240,7 +240,7 @@ def test_fuzz_video_readers(photo, scratch, alarm):
             outcomes["with frames left out" if warnings else "restored"] += 1
             target.unlink()
         try:
-            sampled = inference.read_video_frames(path, 4)
+            sampled = video.sample_frames(path, 4)
             assert all(f.dtype == np.uint8 and f.shape[2] == 3 for f in sampled)
         except ValueError as error:
             assert_one_line(error, path)

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import psutil
 
-from jaxrestore import inference, restore, video
+from jaxrestore import inference, restore
+from jaxrestore.media import video
+from jaxrestore.inference import restorer as restorer_lib
 
 source, target, model = map(Path, sys.argv[1:4])
-restorer = inference.Restorer(model)
-tiled = restore.ImageRestorer(restorer.model, restorer.params, restore.Tiling(batch=8))
+tiled = inference.Restorer(model, tiling=restorer_lib.Tiling(batch=8))
 process = psutil.Process()
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from jaxrestore.data import degrade, pipeline, sources
+from jaxrestore.media import image as image_io
 
 
 def first_batches(config, count, state=None):
@@ -59,7 +60,7 @@ def test_worker_processes_give_the_same_stream(tiny_config):
 
 
 def test_lower_quality_degrades_more():
-    image = sources.read_image(str(sources.embedded_dir() / "astronaut.png"))
+    image = image_io.read_image(str(sources.embedded_dir() / "astronaut.png"))
     errors = [
         np.abs(degrade.jpeg_roundtrip(image, q).astype(int) - image).mean() for q in (10, 40, 90)
     ]

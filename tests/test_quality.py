@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxrestore import estimate_quality, inference, jpeg_tables
+from jaxrestore import estimate_quality, inference
 from jaxrestore.data import degrade, sources
+from jaxrestore.media import image as image_io
+from jaxrestore.media import jpeg_tables
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import quality as quality_lib
 
@@ -26,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def photo():
-    return sources.read_image(str(sources.embedded_dir() / "coffee.png"))
+    return image_io.read_image(str(sources.embedded_dir() / "coffee.png"))
 
 
 def pillow_jpeg(image, quality, **options):
@@ -166,7 +168,7 @@ def test_estimate_quality_command(tmp_path, photo, predictor_run, capsys):
 def conditioned_run(tmp_path_factory):
     """A tiny QF-conditioned generator trained 15 steps on QF 5–95 by the train loop."""
     from configs import ssim
-    from jaxrestore import train
+    from jaxrestore.training import loop
 
     config = ssim.get_config("tiny")
     config.model.conditioned = True
@@ -175,7 +177,7 @@ def conditioned_run(tmp_path_factory):
     config.total_steps = config.eval.every_steps = config.checkpoint_every_steps = 15
     config.eval.lpips = False
     workdir = tmp_path_factory.mktemp("conditioned") / "run"
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
     return workdir
 
 
@@ -202,7 +204,7 @@ def test_restorer_takes_quality_from_tables_network_or_user(
     restorer = inference.Restorer(conditioned_run, inference.QualityEstimator(predictor_run))
     jpeg = tmp_path / "a.jpg"
     jpeg.write_bytes(pillow_jpeg(photo, 23))
-    pixels = sources.read_image(str(jpeg))
+    pixels = image_io.read_image(str(jpeg))
     assert restorer.quality_for(pixels, "auto", jpeg) == (23.0, "quantization-table")
     assert restorer.quality_for(pixels, 64, jpeg) == (64.0, "given")
     network, method = restorer.quality_for(pixels, "auto", None)
@@ -240,7 +242,7 @@ def test_compare_scores_models_under_each_condition(conditioned_run, tmp_path, c
     table = capsys.readouterr().out
     assert table.count("\n") == 4 and "| jpeg:20 |" in table
     rows = json.loads(out.read_text())
-    images = [sources.read_image(str(sources.embedded_dir() / n)) for n in sources.EMBEDDED_HELDOUT]
+    images = [image_io.read_image(str(sources.embedded_dir() / n)) for n in sources.EMBEDDED_HELDOUT]
     expected = np.mean([degrade.psnr(degrade.jpeg_roundtrip(i, 20), i) for i in images])
     assert rows[0]["psnr_degraded"] == pytest.approx(expected)
     assert rows[0][f"{conditioned_run} quality"] == "given"

@@ -16,7 +16,9 @@ from conftest import small_generator
 from PIL import Image
 
 from jaxrestore import restore
+from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.models import generator as generator_lib
+from jaxrestore.inference.loader import Model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +39,7 @@ def test_tiled_equals_untiled_and_compiles_once_per_tile_shape(photo):
     model, params = small_generator()
     # Reach of 8 channels × 2 blocks: 4×4 stride-2 conv + 6 convs at half resolution,
     # under 20 px; an overlap of 64 keeps 24 px from every inner tile edge.
-    tiled = restore.ImageRestorer(model, params, restore.Tiling(tile=128, overlap=64, batch=3))
+    tiled = restorer_lib.Restorer(Model(model, params), tiling=restorer_lib.Tiling(tile=128, overlap=64, batch=3))
     a = tiled.restore_float(photo, 30.0) / 255.0
     whole = model.apply({"params": params}, jnp.asarray(photo[None] / 255.0, jnp.float32), 30.0)
     b = np.clip(np.asarray(whole[0]), 0.0, 1.0)
@@ -45,9 +47,9 @@ def test_tiled_equals_untiled_and_compiles_once_per_tile_shape(photo):
     assert np.abs(a - b).max() <= 1e-3
     assert tiled.traces == 1  # every tile of the 451x300 photo has one shape
 
-    counter = restore.ImageRestorer(model, params, restore.Tiling(tile=256, overlap=64, batch=2))
+    counter = restorer_lib.Restorer(Model(model, params), tiling=restorer_lib.Tiling(tile=256, overlap=64, batch=2))
     for height, width in ((100, 150), (90, 170), (300, 420)):
-        counter.restore(photo[:height, :width], 40.0)
+        counter.restore_pixels(photo[:height, :width], 40.0)
     # 100x150 and 90x170 pad to one 128x192 tile; 300x420 is cut into 256² tiles.
     assert counter.traces == 2
 
@@ -176,7 +178,8 @@ def test_24_megapixels_restore_in_bounded_memory(tmp_path, model_dir):
 
 
 def test_init_from_takes_an_export_and_names_a_mismatch(tmp_path, model_dir):
-    from jaxrestore import checkpoint, export
+    from jaxrestore import export
+    from jaxrestore.training import checkpoint
 
     model, params = small_generator()
     like = jax.device_put(params)
@@ -263,7 +266,8 @@ def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
 def test_packaged_generators_by_name(tmp_path, photo):
     """`--checkpoint ssim` (default) gains PSNR over a QF 10 JPEG; `--checkpoint gan`
     stays above the JPEG's PSNR and is perceptually much closer (LPIPS)."""
-    from jaxrestore import losses, perceptual
+    from jaxrestore import losses
+    from jaxrestore.models import perceptual
 
     source = tmp_path / "cat.jpg"
     Image.fromarray(photo).save(source, quality=10)

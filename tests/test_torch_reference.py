@@ -1,4 +1,4 @@
-"""The PyTorch reference (jaxrestore.torch_reference) computes what the JAX code computes:
+"""The PyTorch reference (jaxrestore.bench.torch_reference) computes what the JAX code computes:
 generator outputs, losses, gradients and the stage-1 update. It backs the `reference`
 benchmark of `python -m jaxrestore.bench`; torch is optional, so without it this skips."""
 
@@ -12,9 +12,11 @@ torch = pytest.importorskip(
     "torch", reason="the PyTorch benchmark reference needs torch (pip install torch)"
 )
 
-from jaxrestore import inference, losses, steps  # noqa: E402
-from jaxrestore import torch_reference as tr  # noqa: E402
+from jaxrestore import losses
+from jaxrestore.bench import torch_reference as tr  # noqa: E402
+from jaxrestore.inference import loader
 from jaxrestore.models import generator as generator_lib  # noqa: E402
+from jaxrestore.training import state  # noqa: E402
 
 WEIGHTS = "jaxrestore/weights/ssim_universal"
 
@@ -23,7 +25,7 @@ WEIGHTS = "jaxrestore/weights/ssim_universal"
 def packaged():
     from pathlib import Path
 
-    config, params = inference.load_params(Path(__file__).resolve().parents[1] / WEIGHTS)
+    config, params = loader.read_params(Path(__file__).resolve().parents[1] / WEIGHTS)
     return config, params
 
 
@@ -152,7 +154,7 @@ def test_loss_gradients_and_train_steps_agree():
         return [torch.from_numpy(batch[k]) for k in ("degraded", "target", "quality")]
 
     loss_and_grad = jax.value_and_grad(
-        lambda p, batch: steps.generator_loss(p, model.apply, batch, LOSS), has_aux=True
+        lambda p, batch: state.generator_loss(p, model.apply, batch, LOSS), has_aux=True
     )
     loss_and_grad = jax.jit(loss_and_grad)
     (loss, _), grads = loss_and_grad(params, batches[0])
@@ -179,12 +181,12 @@ def test_loss_gradients_and_train_steps_agree():
             "grad_clip_norm": 1.0,
         }
     )
-    tx = steps.make_optimizer(opt, total_steps=10)
-    state = jax.jit(lambda p: steps.TrainState.create(apply_fn=model.apply, params=p, tx=tx))(
+    tx = state.make_optimizer(opt, total_steps=10)
+    state = jax.jit(lambda p: state.TrainState.create(apply_fn=model.apply, params=p, tx=tx))(
         params
     )
     step = tr.make_train_step(reference, LOSS, opt)
-    # steps.train_step's update, with the gradient function compiled above (compiling
+    # state.train_step's update, with the gradient function compiled above (compiling
     # train_step itself would double this test's time).
     apply_gradients = jax.jit(lambda state, grads: state.apply_gradients(grads=grads))
     for batch in batches:

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from conftest import restore_run
 
-from jaxrestore import checkpoint, plot_run, sharding, steps, train
+from jaxrestore import plot_run
 from jaxrestore.data import pipeline
+from jaxrestore.training import checkpoint, loop, sharding, state
+from jaxrestore.training import workdir as workdir_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,8 +19,8 @@ def test_loss_falls_over_a_tiny_run(tiny_config):
     tiny_config.optimizer.learning_rate = 2e-3
     tiny_config.total_steps = 40  # the schedule decays to its floor at total_steps
     mesh = sharding.make_mesh(tiny_config.mesh)
-    state = steps.create_train_state(tiny_config, mesh)
-    step = sharding.jit_step(steps.train_step, mesh, loss_config=tiny_config.loss)
+    state = state.create_train_state(tiny_config, mesh)
+    step = sharding.jit_step(state.train_step, mesh, loss_config=tiny_config.loss)
     batch = sharding.to_global(next(iter(pipeline.make_train_dataset(tiny_config))), mesh)
     history = []
     for _ in range(40):
@@ -118,7 +120,7 @@ def test_metrics_log_drops_rows_to_rerun_and_a_line_cut_short(tmp_path):
     rows = [{"step": s, "loss": 1.0 / s} for s in (2, 4, 6)]
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 8, "lo'  # killed mid-write
     (tmp_path / "metrics.jsonl").write_text(text)
-    log = train.MetricsLog(checkpoint.as_dir(tmp_path), resume_step=4, enabled=True)
+    log = loop.MetricsLog(workdir_lib.as_dir(tmp_path), resume_step=4, enabled=True)
     assert read_metrics(tmp_path) == rows[:2]
     log.write(6, {"loss": 0.5})
     assert read_metrics(tmp_path) == [*rows[:2], {"step": 6, "loss": 0.5}]

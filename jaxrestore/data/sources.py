@@ -14,29 +14,22 @@ model was never trained on.
                   config.data.dir is its data_dir (a local path or a bucket URL),
                   splits config.data.train_split / config.data.heldout_split
 
-Image files are read through `open_image`, for files from anywhere: a size
-declared over MAX_PIXELS is refused before decoding, 16-bit or float samples are
-refused rather than cut to 8 bits, and any decoding failure is one ImageError
-(a ValueError) naming the file.
+Image files are read through `media.image` (sizes, bit depths and decoding
+failures checked there; an ImageError names the file).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-# Larger images are refused from their header, before decoding: room for 100-megapixel
-# camera files, and a bound on what a few KB of hostile PNG can make us allocate.
-MAX_PIXELS = 120_000_000
+from jaxrestore.errors import reason
+from jaxrestore.media.image import IMAGE_SUFFIXES, ImageError, as_rgb8, read_image
 
 # Colour photographs that ship inside scikit-image: no download needed, for tests
 # and first runs. `coffee` and `rocket` are held out.
@@ -294,94 +287,3 @@ def resolve_clips(data_config) -> dict[str, ClipSet]:
             f"{folder / 'train'}: no video clips (*.npy); run `python -m jaxrestore.data.assemble`"
         )
     return splits
-
-
-def as_rgb8(array: np.ndarray, what: str) -> np.ndarray:
-    """uint8 RGB [H, W, 3] from a decoded grey, grey+alpha, RGB or RGBA uint8 array."""
-    array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise ValueError(f"{what}: {array.dtype} pixels; expected 8-bit images")
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"{what}: image of shape {array.shape}; expected [H, W, 1–4]")
-    if array.shape[-1] in (2, 4):  # drop alpha
-        array = array[..., :-1]
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return np.ascontiguousarray(array)
-
-
-class ImageError(ValueError):
-    """An image file that cannot be read; the message is one line naming it and why."""
-
-
-def reason(error: BaseException, limit: int = 200) -> str:
-    """An exception as one short line: its OS/FFmpeg error text, else its first line
-    (cut at `limit` characters: tensorstore puts a whole spec in it), else its
-    type's name."""
-    if getattr(error, "strerror", None):  # OSError, FFmpegError: without errno or path
-        return str(error.strerror)
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _sample_bits(image: Image.Image) -> str | None:
-    """The raw layout of an image with samples over 8 bits (e.g. 'RGB;16B', 'I;16'),
-    else None. Pillow opens 16-bit RGB(A) as 8-bit modes and drops the low byte on
-    decoding, so the mode alone does not tell."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;"):
-        return image.mode
-    for tile in getattr(image, "tile", None) or ():
-        args = tile.args
-        raw = args if isinstance(args, str) else (args[0] if args else None)
-        if isinstance(raw, str) and (";16" in raw or ";32" in raw):
-            return raw
-    return None
-
-
-@contextlib.contextmanager
-def open_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
-    """`Image.open` for files from anywhere: the size the header declares is checked
-    against `max_pixels` before a pixel is decoded (a small file can declare
-    gigapixels), samples over 8 bits are refused, and whatever Pillow raises while
-    the caller decodes inside the `with` block becomes one ImageError naming `path`.
-    Pillow's warnings (corrupt EXIF it skipped) are silenced inside the block: they
-    would print several lines per file."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pillow_limit = Image.MAX_IMAGE_PIXELS
-        try:
-            # Pillow's own guard, off while it reads the header: ours, below, decides
-            # (whatever `max_pixels` is) and names the size.
-            Image.MAX_IMAGE_PIXELS = None
-            image = Image.open(path)
-        except Exception as error:  # Pillow's plugins raise many types on bad headers
-            raise ImageError(f"{path}: cannot decode image ({reason(error)})") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = pillow_limit
-        with image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"{path}: {width}x{height} is over {max_pixels:,} pixels; refused "
-                    "before decoding (a decompression bomb?)"
-                )
-            if (bits := _sample_bits(image)) is not None:
-                raise ImageError(
-                    f"{path}: {bits} samples (16-bit or float); only 8-bit images are supported"
-                )
-            try:
-                yield image
-            except ImageError:
-                raise
-            except Exception as error:  # decoders: OSError, EOFError, struct.error, ...
-                raise ImageError(f"{path}: cannot decode image ({reason(error)})") from None
-
-
-def read_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode an image file to uint8 RGB [H, W, 3]; ImageError (one line) when it
-    cannot be (see `open_image`)."""
-    with open_image(path, max_pixels) as image:
-        return np.asarray(image.convert("RGB"))

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxrestore.data import sources
+from jaxrestore.media import image as image_io
 
 
 class JaxrestoreImages(tfds.core.GeneratorBasedBuilder):
@@ -45,7 +46,7 @@ class JaxrestoreImages(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, root: Path, paths: list[Path]):
         for path in paths:
             name = str(path.relative_to(root))
-            image = Image.fromarray(sources.read_image(str(path)))
+            image = Image.fromarray(image_io.read_image(str(path)))
             yield name, {"image": image, "name": name}
 
 

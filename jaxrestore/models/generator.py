@@ -64,6 +64,11 @@ class ResidualBlock(nn.Module):
         return x + self.residual_scale * y
 
 
+# The quality given where none is known or needed: an unconditioned generator ignores
+# it, and `init` only needs its shape.
+PLACEHOLDER_QUALITY = 50.0
+
+
 class Generator(nn.Module):
     """Maps a compressed RGB image in [0, 1] (any H, W) to its restoration in [0, 1]."""
 
@@ -114,3 +119,8 @@ def make_generator(model_config) -> Generator:
         dtype=jnp.dtype(model_config.dtype),
         conditioned=bool(model_config.get("conditioned", False)),
     )
+
+
+def example_inputs(size: int) -> tuple[jax.Array, jax.Array]:
+    """(image, quality) of the shapes the generator's `init` takes, a `size`² square."""
+    return jnp.zeros((1, size, size, 3), jnp.float32), jnp.full((1,), PLACEHOLDER_QUALITY)

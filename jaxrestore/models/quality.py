@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrestore import jpeg_tables
+from jaxrestore.media import jpeg_tables
 
 NUM_QUALITIES = 100
 # Whole images are judged on a centre crop of at most this many pixels a side, on
@@ -108,3 +108,8 @@ class QualityNet(nn.Module):
 
 def make_quality_net(model_config) -> QualityNet:
     return QualityNet(features=model_config.features, hidden=model_config.hidden)
+
+
+def example_inputs(size: int) -> tuple[jax.Array]:
+    """The input of the shape the predictor's `init` takes, a `size`² square."""
+    return (jnp.zeros((1, size, size, 3), jnp.float32),)

@@ -23,8 +23,11 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from jaxrestore import evaluate, inference, restore, video
+from jaxrestore import evaluate
 from jaxrestore.data import degrade
+from jaxrestore.inference import loader
+from jaxrestore.media import image as image_io
+from jaxrestore.media import video
 from jaxrestore.study import design, manifest
 
 DEFAULT_METHODS = ("ssim", "gan")
@@ -38,9 +41,9 @@ def parse_methods(methods: list[str] | None, checkpoints: list[str] | None) -> d
     chosen: dict[str, str] = {}
     for entry in entries:
         name, _, path = entry.partition("=")
-        if not path and name not in restore.PACKAGED:
+        if not path and name not in loader.PACKAGED:
             raise ValueError(
-                f"--methods {entry}: not a packaged model ({', '.join(restore.PACKAGED)}); "
+                f"--methods {entry}: not a packaged model ({', '.join(loader.PACKAGED)}); "
                 "give NAME=PATH for a workdir or an export"
             )
         if not NAME.match(name) or name in (design.COMPRESSED, design.ORIGINAL):
@@ -50,7 +53,7 @@ def parse_methods(methods: list[str] | None, checkpoints: list[str] | None) -> d
             )
         if name in chosen:
             raise ValueError(f"--methods {entry}: the name {name!r} is given twice")
-        chosen[name] = restore.resolve_checkpoint(path or name)
+        chosen[name] = loader.resolve(path or name)
     return chosen
 
 
@@ -86,7 +89,7 @@ def find_inputs(inputs: list[Path]) -> list[tuple[str, Path]]:
             files = sorted(
                 p
                 for p in item.rglob("*")
-                if p.is_file() and (p.suffix.lower() in restore.FORMATS or video.is_video(p))
+                if p.is_file() and (p.suffix.lower() in image_io.FORMATS or video.is_video(p))
             )
             if not files:
                 raise ValueError(f"{item}: no images or videos found")
@@ -118,10 +121,10 @@ def load_items(
     items: dict[str, dict] = {}
     for name, path in found:
         if video.is_video(path):
-            pictures = inference.read_video_frames(path, frames)
+            pictures = video.sample_frames(path, frames)
             named = [(f"{name}#{k}", k, rgb) for k, rgb in enumerate(pictures)]
         else:
-            named = [(name, None, restore.load_image(path).rgb)]
+            named = [(name, None, image_io.load_image(path).rgb)]
         for item, frame, rgb in named:
             pixels, box = centre_crop(rgb, crop, even)
             items[item] = {"rgb": pixels, "source": str(path), "frame": frame, "crop": box}
@@ -194,7 +197,7 @@ def prepare(args) -> Path:
     # Decoded before any model is loaded: a bad input is reported at once.
     items = load_items(found, args.frames, crop, even=args.codec != "jpeg")
     # Conditioned generators get the JPEG QF directly; other codecs need the predictor.
-    predictor = str(restore.DEFAULT_PREDICTOR) if args.codec != "jpeg" else None
+    predictor = str(loader.DEFAULT_PREDICTOR) if args.codec != "jpeg" else None
     settings = evaluate.Settings(qualities=args.quality, codec=args.codec, dtype=args.dtype)
     evaluators = {}
     for name, checkpoint in methods.items():

@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE.parent))  # the tests' own helpers
 from test_video import make_video  # noqa: E402
 
 from jaxrestore.data import sources  # noqa: E402
+from jaxrestore.media import image as image_io
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -88,7 +89,7 @@ def audio_only(path: Path) -> None:
 
 def build(folder: Path) -> list[str]:
     """Write every corpus file into `folder`; returns their names."""
-    photo = sources.read_image(str(sources.embedded_dir() / "chelsea.png"))
+    photo = image_io.read_image(str(sources.embedded_dir() / "chelsea.png"))
     crop = Image.fromarray(photo[100:196, 150:278])  # 128x96 of the cat
     rng = np.random.default_rng(20240501)
     files: dict[str, bytes] = {}

@@ -1,9 +1,10 @@
 """Training: the loop that drives the jitted steps, periodic evaluation, logging, checkpoints.
 
-`config.stage` picks the steps: 'ssim' (stage 1, `steps.train_step`), 'gan'
-(stage 2, `gan.gan_iteration`, after `config.warmup_steps` of stage 1 when no
-`config.init_from` generator is given) or 'quality' (the quality predictor,
-`steps.quality_train_step`).
+`config.stage` picks the stage (`stages`): 'ssim' (stage 1), 'gan' (stage 2, after
+`config.warmup_steps` of stage 1 when no `config.init_from` generator is given) or
+'quality' (the quality predictor). The stage gives the state, its jitted steps and
+the held-out evaluator; this loop owns the data, logging, evaluation cadence,
+checkpoints and faults, the same for every stage.
 
 Faults (nothing is lost):
 - SIGTERM (preemption) or Ctrl-C: the step in flight finishes, a checkpoint of it
@@ -14,7 +15,7 @@ Faults (nothing is lost):
   renames it when complete, so the newest complete one survives; a checkpoint that
   cannot be read on resume is skipped for the one before it (with a warning).
 - A step with a non-finite loss or gradient leaves the state untouched
-  (`steps.keep_finite`); `config.nonfinite='stop'` (default) ends the run with an
+  (`state.keep_finite`); `config.nonfinite='stop'` (default) ends the run with an
   error naming the step before any later checkpoint is written, 'skip' counts it
   (`skipped_steps` in metrics.jsonl) and stops once more than
   `config.max_skipped_steps` were skipped.
@@ -26,7 +27,6 @@ Faults (nothing is lost):
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -37,51 +37,13 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from etils import epath
 
-from jaxrestore import checkpoint, gan, sharding, steps
 from jaxrestore.data import pipeline, sources
-from jaxrestore.heldout import HeldOutEvaluator, QualityEvaluator
-
-
-class MetricsLog:
-    """WORKDIR/metrics.jsonl: one JSON object per logged step (process 0 only).
-
-    Appended to locally; rewritten whole on object stores, which cannot append."""
-
-    def __init__(self, workdir: epath.Path, resume_step: int, enabled: bool):
-        self.path = workdir / "metrics.jsonl"
-        self.enabled = enabled
-        self.appendable = "://" not in str(self.path)
-        self.lines: list[str] = []
-        if enabled and self.path.exists():
-            # Steps after the restored checkpoint are about to be run again.
-            self.lines = [
-                line
-                for line in self.path.read_text().splitlines()
-                if (row := _parse_line(line)) is not None and row["step"] <= resume_step
-            ]
-            checkpoint.write_text_atomic(self.path, "".join(line + "\n" for line in self.lines))
-
-    def write(self, step: int, metrics: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        line = json.dumps({"step": step, **metrics})
-        self.lines.append(line)
-        if self.appendable:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
-        else:
-            checkpoint.write_text_atomic(self.path, "".join(line + "\n" for line in self.lines))
-
-
-def _parse_line(line: str) -> dict | None:
-    """A metrics.jsonl row, or None for a blank line or one a kill cut short."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return row if isinstance(row, dict) and "step" in row else None
+from jaxrestore.inference import loader
+from jaxrestore.training import checkpoint, sharding, stages
+from jaxrestore.training import state as state_lib
+from jaxrestore.training import workdir as workdir_lib
+from jaxrestore.training.stages.base import Phase
 
 
 class Preempted(Exception):
@@ -144,39 +106,14 @@ def _format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
 
 
-def generator_state(state) -> steps.TrainState:
-    return state.generator if isinstance(state, gan.GanState) else state
-
-
-def run_length(config: ml_collections.ConfigDict) -> tuple[int, int]:
-    """(stage-1 warmup steps, total steps) of the run `config` describes."""
-    if config.stage in ("ssim", "quality"):
-        return 0, config.total_steps
-    if config.stage == "gan":
-        warmup = 0 if config.init_from else config.warmup_steps
-        return warmup, warmup + config.adversarial_steps
-    raise ValueError(f"config.stage={config.stage!r}: expected 'ssim', 'gan' or 'quality'")
-
-
-def build(config: ml_collections.ConfigDict, mesh) -> tuple[object, list[tuple[int, Callable]]]:
-    """The initial state and the phases [(last step, jitted step)] of `config.stage`.
-
-    Every step is wrapped by `steps.keep_finite`."""
-    warmup, total = run_length(config)
+def build(config: ml_collections.ConfigDict, mesh) -> tuple[object, list[Phase]]:
+    """The initial state and the phases [(last step, jitted step)] of `config.stage`,
+    every step wrapped by `state.keep_finite` and jitted over the mesh."""
 
     def jit(step_fn: Callable, **static) -> Callable:
-        return sharding.jit_step(steps.keep_finite(step_fn), mesh, **static)
+        return sharding.jit_step(state_lib.keep_finite(step_fn), mesh, **static)
 
-    if config.stage == "quality":
-        return steps.create_quality_state(config, mesh), [(total, jit(steps.quality_train_step))]
-    if config.stage == "ssim":
-        state = steps.create_train_state(config, mesh)
-        return state, [(total, jit(steps.train_step, loss_config=config.loss))]
-    state = gan.create_gan_state(config, mesh, total)
-    phases = [(total, jit(gan.gan_iteration, gan=config.gan))]
-    if warmup:
-        phases.insert(0, (warmup, jit(gan.warmup_step, loss_config=config.loss)))
-    return state, phases
+    return stages.get(config.stage).build(config, mesh, jit)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, float]:
@@ -191,8 +128,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
 
 def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> dict[str, float]:
-    workdir = checkpoint.as_dir(workdir)
-    checkpoint.check_writable(workdir)
+    workdir = workdir_lib.as_dir(workdir)
+    workdir_lib.check_writable(workdir)
+    stage = stages.get(config.stage)
     is_chief = jax.process_index() == 0
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(config.batch_size, mesh)
@@ -201,7 +139,9 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
     dataset = pipeline.make_train_dataset(
         config, jax.process_index(), jax.process_count(), splits["train"]
     )
-    _record_data_shard(workdir, config, len(splits["train"]))
+    num_images = len(splits["train"])
+    shard = pipeline.process_shard(num_images, jax.process_index(), jax.process_count())
+    workdir_lib.record_data_shard(workdir, config.data.source, num_images, shard)
     data_iterator = iter(dataset)
     state, phases = build(config, mesh)
     manager = checkpoint.make_manager(workdir, config)
@@ -211,28 +151,25 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
         state, start_step, loop = restored
         _log(is_chief, f"resumed from checkpoint at step {start_step} in {workdir}")
     elif config.get("init_from"):
-        params = checkpoint.load_generator_params(config.init_from, generator_state(state).params)
-        state = gan.with_generator_params(state, params)
-        _log(is_chief, f"generator initialised from {config.init_from}")
-    metrics_log = MetricsLog(workdir, start_step, is_chief)
-    evaluator_class = QualityEvaluator if config.stage == "quality" else HeldOutEvaluator
-    evaluator = evaluator_class(config, splits["heldout"], generator_state(state).apply_fn)
+        model_state = stage.model_state(state)
+        params = loader.load_params_like(config.init_from, stage.kind, model_state.params)
+        state = stage.with_model(state, state_lib.with_params(model_state, params))
+        _log(is_chief, f"{stage.kind} initialised from {config.init_from}")
+    metrics_log = workdir_lib.MetricsLog(workdir, start_step, is_chief)
+    evaluator = stage.make_evaluator(config, splits["heldout"], stage.model_state(state).apply_fn)
 
     def evaluate(step: int) -> dict[str, float]:
-        eval_metrics, per_image = evaluator.evaluate(generator_state(state).params)
+        eval_metrics, per_image = evaluator.evaluate(stage.model_state(state).params)
         metrics_log.write(step, eval_metrics)
         if is_chief:
-            (workdir / "eval").mkdir(parents=True, exist_ok=True)
-            checkpoint.write_text_atomic(
-                workdir / "eval" / f"step_{step}.json", json.dumps(per_image, indent=1)
-            )
+            workdir_lib.write_eval(workdir, step, per_image)
         _log(is_chief, evaluator.summary(step, eval_metrics))
         return eval_metrics
 
     if start_step == 0 and config.eval.at_start:
         evaluate(0)
 
-    total = run_length(config)[1]
+    total = stage.run_length(config)[1]
     pending: list[tuple[int, dict[str, jax.Array]]] = []
     last: dict[str, float] = {}
     saved_step = start_step
@@ -312,23 +249,6 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
 
     checkpoint.finish(manager, saved_step)
     return last
-
-
-def _record_data_shard(
-    workdir: epath.Path, config: ml_collections.ConfigDict, num_images: int
-) -> None:
-    """WORKDIR/data_shards/process_I-of-N.json: the training images this process reads."""
-    index, count = jax.process_index(), jax.process_count()
-    record = {
-        "source": config.data.source,
-        "process_index": index,
-        "process_count": count,
-        "num_images": num_images,
-        "indices": pipeline.process_shard(num_images, index, count),
-    }
-    directory = workdir / "data_shards"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"process_{index}-of-{count}.json").write_text(json.dumps(record))
 
 
 def _mean_metrics(history: list[dict[str, np.ndarray]]) -> dict[str, float]:

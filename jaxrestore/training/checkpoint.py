@@ -1,16 +1,12 @@
-"""Orbax checkpoints: train state + grain iterator state + config, in WORKDIR/checkpoints.
-
-WORKDIR may be a local path or a bucket URL (gs://…, for pods: every process
-must see the same directory).
+"""Orbax checkpoints: train state + grain iterator state + config + loop counters, in
+WORKDIR/checkpoints (see `workdir` for the rest of a run's directory).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,44 +17,13 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
-
-def as_dir(path: str | Path | epath.Path) -> epath.Path:
-    """A run directory as an absolute `epath.Path` (local paths) or a URL (gs://…)."""
-    text = str(path)
-    return epath.Path(text) if "://" in text else epath.Path(Path(text).absolute())
+from jaxrestore.errors import one_line
+from jaxrestore.training import stages
+from jaxrestore.training.workdir import as_dir
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be written (full disk, lost permissions, ...)."""
-
-
-def write_text_atomic(path: epath.Path, text: str) -> None:
-    """Replace `path` with `text` whole: a kill leaves the old or the new file, never
-    a mix (object stores replace objects whole anyway)."""
-    if "://" in str(path):
-        path.write_text(text)
-        return
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def check_writable(workdir: epath.Path) -> None:
-    """Fail now, with the reason, if WORKDIR cannot be created or written."""
-    probe = workdir / f".write_test_{jax.process_index()}"
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise ValueError(f"{workdir}: the workdir is not writable ({reason})") from None
 
 
 def reached_preemption(step: int) -> bool:
@@ -129,11 +94,6 @@ def settle(manager: ocp.CheckpointManager) -> None:
         pass
 
 
-def _one_line(error: Exception, limit: int) -> str:
-    """An orbax/tensorstore error (often several lines, with a whole spec) as one line."""
-    return " ".join(str(error).split())[:limit] or type(error).__name__
-
-
 @contextlib.contextmanager
 def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
     """Turn a failed (possibly asynchronous) save into one CheckpointError line."""
@@ -142,7 +102,7 @@ def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
     except CheckpointError:
         raise
     except Exception as error:  # noqa: BLE001 - orbax/tensorstore raise many kinds
-        reason = _one_line(error, 300)
+        reason = one_line(error, 300)
         kept = newest_complete(manager.directory.parent)
         raise CheckpointError(
             f"{manager.directory}: a checkpoint (step {step} or the one before) could not "
@@ -150,25 +110,15 @@ def _write_errors(manager: ocp.CheckpointManager, step: int) -> Iterator[None]:
         ) from None
 
 
-# Fields that fix the shapes of the saved state or the layout of the saved data
-# stream: a run cannot continue from a checkpoint written with other values.
-RESUME_FIELDS = (
-    "stage",
-    "seed",
-    "batch_size",
-    "model",
-    "discriminator",
-    "data.source",
-    "data.patch_size",
-    "data.workers",
-)
-
-
 def check_resumable(saved: dict, config: ml_collections.ConfigDict, directory: Any) -> None:
-    """Raise a one-line error naming the fields that differ from the checkpoint's config."""
+    """Raise a one-line error naming the fields that differ from the checkpoint's config
+    (the stage's `all_resume_fields`: they fix the state's shapes or the data stream)."""
     current = config.to_dict()
     differing = []
-    for field in RESUME_FIELDS:
+    fields = stages.base.COMMON_RESUME_FIELDS
+    if config.get("stage") in stages.STAGES:
+        fields = stages.get(config.stage).all_resume_fields
+    for field in fields:
         old, new = saved, current
         for key in field.split("."):
             old, new = (old or {}).get(key), (new or {}).get(key)
@@ -227,7 +177,7 @@ def restore_latest(
 
 
 def _skip_damaged(step_dir: epath.Path, error: Exception) -> str:
-    reason = f"step {step_dir.name}: {_one_line(error, 200)}"
+    reason = f"step {step_dir.name}: {one_line(error, 200)}"
     print(f"warning: {step_dir}: unreadable checkpoint skipped ({reason})", file=sys.stderr)
     return reason
 
@@ -280,31 +230,3 @@ def _step_dir(workdir: str | Path, step: int | None) -> epath.Path:
         if step is None:
             raise FileNotFoundError(f"{workdir}: no checkpoint")
         return epath.Path(manager.directory) / str(step)
-
-
-def load_generator_params(path: str | Path, like: Any) -> Any:
-    """Generator params of a training workdir (stage 1 or 2) or of a params-only
-    export (`jaxrestore.export`: model.json + params/), checked against `like`."""
-    path = as_dir(path)
-    if (path / "model.json").exists():
-        info = json.loads((path / "model.json").read_text())
-        if info.get("stage") == "quality":
-            raise ValueError(f"{path}: an exported quality predictor, not a generator")
-        if not (path / "params").is_dir():
-            raise FileNotFoundError(f"{path}: model.json but no params/ beside it")
-        params = restore_on_one_device(path / "params")
-    elif not (path / "checkpoints").is_dir():
-        raise FileNotFoundError(
-            f"{path}: not a training workdir (no checkpoints/ inside) nor an export (no model.json)"
-        )
-    else:
-        tree = load_state_tree(path)
-        params = tree["generator"]["params"] if "generator" in tree else tree["params"]
-    expected = jax.tree.map(lambda x: tuple(x.shape), like)
-    found = jax.tree.map(lambda x: tuple(x.shape), params)
-    if expected != found:
-        raise ValueError(
-            f"{path}: its generator does not match config.model (checkpoint layers/shapes "
-            "differ); use the same channels and num_blocks as the run that wrote it"
-        )
-    return jax.tree.map(lambda x, ref: jax.device_put(x, ref.sharding), params, like)

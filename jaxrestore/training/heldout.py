@@ -21,10 +21,11 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jaxrestore import losses, perceptual
+from jaxrestore import losses
 from jaxrestore.data import degrade, sources
+from jaxrestore.models import perceptual
 from jaxrestore.models import quality as quality_lib
-from jaxrestore.steps import to_unit
+from jaxrestore.training.state import to_unit
 
 
 def heldout_share(

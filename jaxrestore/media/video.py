@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from jaxrestore.data.sources import reason
+from jaxrestore.errors import reason
 
 VIDEO_SUFFIXES = (
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
@@ -149,6 +149,49 @@ def _expected_frames(stream) -> int:
             seconds = None
     rate = stream.average_rate
     return int(seconds * rate) if seconds and rate else 0
+
+
+def sample_frames(path: Path, count: int) -> list[np.ndarray]:
+    """Up to `count` RGB frames spread evenly over a video file (decoded in one pass;
+    a stream of unknown length keeps every k-th frame, k doubling as it grows).
+    Packets the decoder rejects (corrupt data) are skipped, as restoring skips them."""
+    import av
+
+    kept: list[tuple[int, np.ndarray]] = []
+    try:
+        with open_input(path) as container:
+            stream = video_stream(container, path)
+            total = stream.frames
+            picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
+            stride = 1
+            for index, frame in enumerate(_decodable_frames(container, stream)):
+                if picks is not None and index not in picks:
+                    continue
+                if picks is None and index % stride:
+                    continue
+                kept.append((index, frame.to_ndarray(format="rgb24")))
+                if picks is None and len(kept) >= 2 * count:
+                    stride *= 2
+                    kept = [(i, f) for i, f in kept if i % stride == 0]
+    except VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as error:  # PyAV: bad tags, sizes, ...
+        raise VideoError(f"{path}: cannot decode video ({reason(error)})") from None
+    if not kept:
+        raise VideoError(f"{path}: no decodable video frames")
+    chosen = np.unique(np.linspace(0, len(kept) - 1, min(count, len(kept))).astype(int))
+    return [kept[i][1] for i in chosen]
+
+
+def _decodable_frames(container, stream) -> Iterator:
+    """The frames of `stream`, skipping the packets its decoder rejects."""
+    import av
+
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.FFmpegError:
+            continue
 
 
 @dataclasses.dataclass

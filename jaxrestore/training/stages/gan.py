@@ -9,7 +9,7 @@ or hinge, with an optional R1 gradient penalty on real pairs.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import flax.struct
 import jax
@@ -17,10 +17,15 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxrestore import losses, perceptual, sharding
+from jaxrestore import losses
 from jaxrestore.models import discriminator as discriminator_lib
 from jaxrestore.models import generator as generator_lib
-from jaxrestore.steps import TrainState, make_optimizer, to_unit, train_step
+from jaxrestore.models import perceptual
+from jaxrestore.training import heldout
+from jaxrestore.training import state as state_lib
+from jaxrestore.training.stages import ssim
+from jaxrestore.training.stages.base import Phase, Stage
+from jaxrestore.training.state import TrainState, to_unit
 
 
 class GanState(flax.struct.PyTreeNode):
@@ -32,30 +37,30 @@ class GanState(flax.struct.PyTreeNode):
         return self.generator.step
 
 
-def create_gan_state(
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, total_steps: int
-) -> GanState:
+def run_length(config: ml_collections.ConfigDict) -> tuple[int, int]:
+    """(stage-1 warm-up steps, total steps): no warm-up when `config.init_from` gives
+    the generator."""
+    warmup = 0 if config.init_from else config.warmup_steps
+    return warmup, warmup + config.adversarial_steps
+
+
+def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> GanState:
     """G's learning-rate schedule spans the whole run, D's the adversarial steps."""
     generator = generator_lib.make_generator(config.model)
     discriminator = discriminator_lib.make_discriminator(config.discriminator)
-    patch = jnp.zeros((1, config.data.patch_size, config.data.patch_size, 3), jnp.float32)
+    g_optimizer = state_lib.make_optimizer(config.optimizer, run_length(config)[1])
+    d_optimizer = state_lib.make_optimizer(config.d_optimizer, config.adversarial_steps)
+    patch = generator_lib.example_inputs(config.data.patch_size)[0]
 
     def init(rng):
         g_rng, d_rng = jax.random.split(rng)
+        example = generator_lib.example_inputs(config.data.patch_size)
         return GanState(
-            generator=TrainState.create(
-                apply_fn=generator.apply,
-                params=generator.init(g_rng, patch, jnp.full((1,), 50.0))["params"],
-                tx=make_optimizer(config.optimizer, total_steps),
-            ),
-            discriminator=TrainState.create(
-                apply_fn=discriminator.apply,
-                params=discriminator.init(d_rng, patch, patch)["params"],
-                tx=make_optimizer(config.d_optimizer, config.adversarial_steps),
-            ),
+            generator=state_lib.new_state(generator, example, g_optimizer, g_rng),
+            discriminator=state_lib.new_state(discriminator, (patch, patch), d_optimizer, d_rng),
         )
 
-    return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
+    return state_lib.init_on_mesh(init, config.seed, mesh)
 
 
 def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str) -> jax.Array:
@@ -155,16 +160,63 @@ def gan_iteration(
     return state, {"loss": g_metrics["g_loss"], **d_metrics, **g_metrics}
 
 
-def with_generator_params(state: GanState | TrainState, params: Any) -> GanState | TrainState:
-    """Start the generator from given (e.g. stage-1) params, with a fresh optimizer state."""
-    generator = state.generator if isinstance(state, GanState) else state
-    generator = generator.replace(params=params, opt_state=generator.tx.init(params))
-    return state.replace(generator=generator) if isinstance(state, GanState) else generator
-
-
 def warmup_step(
     state: GanState, batch: dict[str, jax.Array], loss_config: ml_collections.ConfigDict
 ) -> tuple[GanState, dict[str, jax.Array]]:
     """A stage-1 (SSIM) update of the generator alone, before the adversarial phase."""
-    generator, metrics = train_step(state.generator, batch, loss_config)
+    generator, metrics = ssim.train_step(state.generator, batch, loss_config)
     return state.replace(generator=generator), metrics
+
+
+def build(config: ml_collections.ConfigDict, mesh, jit) -> tuple[GanState, list[Phase]]:
+    """The GAN state; its phases: stage-1 warm-up steps (unless `config.init_from`
+    gives the generator), then adversarial iterations."""
+    warmup, total = run_length(config)
+    phases = [(total, jit(gan_iteration, gan=config.gan))]
+    if warmup:
+        phases.insert(0, (warmup, jit(warmup_step, loss_config=config.loss)))
+    return create_state(config, mesh), phases
+
+
+def config_problems(config: ml_collections.ConfigDict, checks) -> Iterator[str]:
+    yield from checks.at_least("warmup_steps", 0)
+    yield from checks.at_least("adversarial_steps", 1)
+    yield from ssim.generator_model_problems(config, checks)
+    yield from checks.optimizer("optimizer")
+    yield from checks.optimizer("d_optimizer")
+    sub_patch, patch = config.discriminator.sub_patch, config.data.patch_size
+    if not isinstance(sub_patch, int) or sub_patch < 4 or sub_patch & (sub_patch - 1):
+        yield f"discriminator.sub_patch={sub_patch!r} must be a power of two ≥ 4"
+    elif isinstance(patch, int) and (sub_patch > patch or patch % sub_patch):
+        yield (
+            f"discriminator.sub_patch={sub_patch} must tile data.patch_size={patch} "
+            "(a divisor of it, no larger)"
+        )
+    yield from checks.at_least("discriminator.channels", 1)
+    yield from checks.at_least("discriminator.max_channels", 1)
+    yield from checks.one_of("discriminator.dtype", ("float32", "bfloat16"))
+    yield from checks.one_of("gan.loss", ("bce", "hinge"))
+    yield from checks.at_least("gan.d_steps", 0)
+    for name in ("r1_gamma", "ssim_weight", "l1_weight", "mse_weight"):
+        yield from checks.at_least(f"gan.{name}", 0.0, integer=False)
+    for name in ("perceptual_weight", "adversarial_weight"):
+        yield from checks.at_least(f"gan.{name}", 0.0, integer=False)
+    unknown = sorted(set(config.gan.perceptual_layers) - set(perceptual.VGG_LAYERS))
+    if unknown:
+        yield f"gan.perceptual_layers has {unknown}, not among {', '.join(perceptual.VGG_LAYERS)}"
+
+
+STAGE = Stage(
+    name="gan",
+    kind="generator",
+    make_model=generator_lib.make_generator,
+    example_inputs=generator_lib.example_inputs,
+    run_length=run_length,
+    build=build,
+    make_evaluator=heldout.HeldOutEvaluator,
+    config_problems=config_problems,
+    model_state=lambda state: state.generator,
+    with_model=lambda state, generator: state.replace(generator=generator),
+    model_params=lambda tree: tree["generator"]["params"],
+    resume_fields=("discriminator",),
+)

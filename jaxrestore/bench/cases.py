@@ -19,11 +19,11 @@ configs' own and frames are 720p and 1080p, meant for a GPU.
   (discriminator update + generator update), `default` and `cpu` sizes, float32
   and bfloat16 compute; batches stay on the device, no host sync inside a repeat.
 - infer: megapixels/s and frames/s of the packaged generator through the restore
-  path (`jaxrestore.restore.ImageRestorer`, host blending included), whole frames
+  path (`jaxrestore.restorer_lib.Restorer`, host blending included), whole frames
   and tiled, float32 and bfloat16, and the model alone on device-resident frames.
 - scaling: SSIM step time with 1 and 8 devices at a fixed per-device batch
   (on CPU, 8 simulated devices; each count in its own process).
-- reference: the generator in PyTorch (`jaxrestore.torch_reference`, needs
+- reference: the generator in PyTorch (`jaxrestore.bench.torch_reference`, needs
   `pip install torch`) loaded with the same weights; its outputs are checked
   against JAX and the two are timed side by side (inference and a training step).
 """
@@ -41,6 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from jaxrestore.inference import loader
+from jaxrestore.inference import restorer as restorer_lib
+from jaxrestore.inference.loader import Model
 
 NAMES = ("pipeline", "train", "infer", "scaling", "reference")
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -131,10 +135,10 @@ def train_case(config, steps_per_repeat: int, repeats: int) -> dict:
     batches that stay on the device."""
     import jax
 
-    from jaxrestore import sharding, train
+    from jaxrestore.training import loop, sharding
 
     mesh = sharding.make_mesh(config.mesh)
-    state, phases = train.build(config, mesh)
+    state, phases = loop.build(config, mesh)
     step_fn = phases[-1][1]
     batch = sharding.to_global(synthetic_batch(config.batch_size, config.data.patch_size), mesh)
     holder = {"state": state}
@@ -351,10 +355,9 @@ def bench_infer(args) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
-    from jaxrestore import inference, restore
     from jaxrestore.models import generator as generator_lib
 
-    config, params = inference.load_params(WEIGHTS / "ssim_universal", "generator")
+    config, params = loader.read_params(WEIGHTS / "ssim_universal", "generator")
     model = generator_lib.make_generator(config.model)
     params = jax.device_put(params)
     batch = 1 if jax.default_backend() == "cpu" else 4
@@ -379,10 +382,10 @@ def bench_infer(args) -> list[dict]:
             records.append(infer_record("infer/model", common, samples, batch, megapixels))
             # The restore path: whole frames (video) and tiles (large images).
             for tiling_name, tiling in (
-                ("whole", restore.Tiling(tile=2048, overlap=0, batch=batch)),
-                ("tiled", restore.Tiling(tile=256 if args.quick else 512, batch=batch)),
+                ("whole", restorer_lib.Tiling(tile=2048, overlap=0, batch=batch)),
+                ("tiled", restorer_lib.Tiling(tile=256 if args.quick else 512, batch=batch)),
             ):
-                restorer = restore.ImageRestorer(model, params, tiling, dtype)
+                restorer = restorer_lib.Restorer(Model(model, params), None, tiling, dtype)
                 if tiling_name == "whole":  # the video path: the batch of frames at once
 
                     def run(r=restorer, f=frames):
@@ -469,8 +472,9 @@ def reference_worker(args) -> None:
     import jax
     import torch
 
-    from jaxrestore import inference, sharding, steps, torch_reference, train
+    from jaxrestore.bench import torch_reference
     from jaxrestore.models import generator as generator_lib
+    from jaxrestore.training import loop, sharding, state
 
     on_gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
     torch_device = torch.device("cuda" if on_gpu else "cpu")
@@ -479,7 +483,7 @@ def reference_worker(args) -> None:
         if on_gpu:
             torch.cuda.synchronize()
 
-    config, params = inference.load_params(WEIGHTS / "ssim_universal", "generator")
+    config, params = loader.read_params(WEIGHTS / "ssim_universal", "generator")
     model = generator_lib.make_generator(config.model)
     reference = torch_reference.from_flax(params, config.model).to(torch_device).eval()
     threads = f"{torch.get_num_threads()} threads" if not on_gpu else torch.cuda.get_device_name()
@@ -539,7 +543,7 @@ def reference_worker(args) -> None:
     if not args.quick and jax.default_backend() != "cpu":
         train_config.batch_size, train_config.data.patch_size = 32, 128
     train_config.loss.l1_weight = 8.0
-    state, phases = train.build(train_config, mesh)
+    state, phases = loop.build(train_config, mesh)
     state = state.replace(params=params_on_mesh)
     step_fn = phases[-1][1]
     host_batch = synthetic_batch(train_config.batch_size, train_config.data.patch_size)
@@ -569,7 +573,7 @@ def reference_worker(args) -> None:
         sync()
 
     # Both start from the same weights: their first losses are the same computation.
-    jax_loss = float(steps.generator_loss(params, model.apply, host_batch, train_config.loss)[0])
+    jax_loss = float(state.generator_loss(params, model.apply, host_batch, train_config.loss)[0])
     torch_loss = float(torch_trainer()(*torch_batch))
     log("reference: train step …")
     jax_samples = [t / steps_per_repeat for t in time_repeats(jax_steps, args.repeats)]

@@ -1,0 +1,243 @@
+"""A generator applied to whole images and video frames, in tiles when they are large.
+
+An image of at most `tile`² pixels (sides padded to a multiple of 64) is one
+tile; a larger one is cut into `tile`² tiles whose neighbours share `overlap`
+pixels, blended with linear weights over the middle quarter of that band, so
+each kept pixel is at least 3/8 of the overlap from its tile's inner edge —
+computed as on the whole image when that is the network's reach or more (about
+40 px for 64 channels × 8 blocks; the default 128 gives 48). XLA compiles once
+per tile shape, not once per image. Video frames of at most `tile`² pixels are
+restored whole (one compiled shape per video).
+
+    restorer = Restorer("ssim", QualityEstimator())
+    restored, quality = restorer.restore(pixels, "auto", path="photo.jpg")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrestore.inference import loader
+from jaxrestore.inference.quality import Choice, QualityEstimator, choose
+from jaxrestore.media import image as image_io
+
+PAD_MULTIPLE = 64
+
+
+def edge_pad(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[N, h, w, C] edge-padded at the bottom and right to [N, height, width, C]."""
+    pad = ((0, 0), (0, height - images.shape[1]), (0, width - images.shape[2]), (0, 0))
+    return np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
+
+
+@dataclasses.dataclass
+class Tiling:
+    tile: int = 1024
+    overlap: int = 128
+    batch: int = 1  # tiles (images) or frames (video) per device call; 4–8 on a GPU
+
+    def __post_init__(self):
+        if self.tile % PAD_MULTIPLE or self.tile < PAD_MULTIPLE:
+            raise ValueError(
+                f"--tile must be a positive multiple of {PAD_MULTIPLE}, got {self.tile}"
+            )
+        if not 0 <= self.overlap <= self.tile // 2 or self.overlap % 8:
+            raise ValueError(
+                f"--overlap must be a multiple of 8 in 0..{self.tile // 2}, got {self.overlap}"
+            )
+        if self.batch < 1:
+            raise ValueError(f"--batch must be at least 1, got {self.batch}")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile origins along one axis: stride tile − overlap, the last flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile - overlap)) + [length - tile]
+    return sorted(set(starts))
+
+
+def blend_weights(length: int, tile: int, start: int, overlap: int) -> np.ndarray:
+    """1-D weights of one tile: next to an inner edge, 0 over a margin of 3/8 of the
+    overlap, a linear ramp over its middle quarter, 1 beyond (and at the image's own
+    edges). Neighbours' ramps cover the same pixels and sum to 1 there."""
+    weights = np.ones(tile, np.float32)
+    margin = 3 * overlap // 8
+    width = overlap - 2 * margin
+    if width == 0:
+        return weights
+    ramp = (np.arange(width, dtype=np.float32) + 0.5) / width
+    if start > 0:
+        weights[:margin] = 0.0
+        weights[margin : margin + width] = ramp
+    if start + tile < length:
+        weights[tile - margin :] = 0.0
+        weights[tile - margin - width : tile - margin] *= ramp[::-1]
+    return weights
+
+
+class Restorer:
+    """A generator applied to images and video frames, tile by tile.
+
+    `model`: a packaged name ('ssim', 'gan'), a training workdir, an export, or a
+    `loader.Model` (e.g. `Model(module, params)` for a network built in code); `estimator`: the quality predictor for `quality='auto'` on
+    inputs that are not JPEG files (see `quality.choose`). `traces` counts the XLA
+    compilations."""
+
+    def __init__(
+        self,
+        model: loader.Model | str | Path = loader.DEFAULT_GENERATOR,
+        estimator: QualityEstimator | None = None,
+        tiling: Tiling | None = None,
+        dtype: str = "float32",
+        progress=None,
+    ):
+        self.model = model if isinstance(model, loader.Model) else loader.load(model, "generator")
+        self.params = self.model.params
+        self.estimator = estimator
+        self.tiling = tiling or Tiling()
+        self.traces = 0
+        self.progress = progress  # a tqdm bar counting tiles, or None
+        module = self.model.module.clone(dtype=jnp.dtype(dtype))
+
+        def apply(params, tiles, quality):
+            self.traces += 1  # runs once per traced shape
+            x = tiles.astype(jnp.float32) / 255.0
+            restored = module.apply({"params": params}, x, quality).astype(jnp.float32)
+            return jnp.clip(restored, 0.0, 1.0) * 255.0  # rounded after blending
+
+        self._apply = jax.jit(apply)
+        # Whole frames need no blending: rounded on the device, a quarter of the bytes
+        # come back to the host.
+        self._apply_uint8 = jax.jit(
+            lambda params, tiles, quality: jnp.round(apply(params, tiles, quality)).astype(
+                jnp.uint8
+            )
+        )
+
+    def _run(self, tiles: np.ndarray, quality: float, apply=None) -> np.ndarray:
+        apply = apply or self._apply
+        batch = self.tiling.batch
+        out = []
+        for start in range(0, len(tiles), batch):
+            chunk = tiles[start : start + batch]
+            count = len(chunk)
+            if count < batch:  # one batch shape: pad with copies
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - count, axis=0)])
+            q = jnp.full((batch,), quality, jnp.float32)
+            out.append(np.asarray(apply(self.params, jnp.asarray(chunk), q))[:count])
+        return np.concatenate(out)
+
+    def _geometry(self, height: int, width: int, whole: bool) -> tuple[int, int, int, int]:
+        """(tile_h, tile_w, full_h, full_w) for an image: `full` is the padded canvas."""
+        tile = self.tiling.tile
+        # Odd sides get one edge-padded row/column, as the generator itself does, so
+        # every tile starts on the stride-2 grid of the whole image.
+        even_h, even_w = height + height % 2, width + width % 2
+        if whole and even_h * even_w <= tile * tile:
+            return even_h, even_w, even_h, even_w  # one shape for all frames of a video
+        # An image of at most tile² pixels (sides padded to a multiple of 64) is one
+        # tile; a larger one is cut into tile² squares (a side under one tile padded).
+        pad_h, pad_w = (-(-side // PAD_MULTIPLE) * PAD_MULTIPLE for side in (even_h, even_w))
+        if pad_h * pad_w <= tile * tile:
+            return pad_h, pad_w, pad_h, pad_w
+        tile_h, tile_w = min(tile, pad_h), min(tile, pad_w)
+        return tile_h, tile_w, max(even_h, tile_h), max(even_w, tile_w)
+
+    def restore_float(self, rgb: np.ndarray, quality: float) -> np.ndarray:
+        """uint8 RGB [H, W, 3] -> restored float32 in [0, 255], before rounding."""
+        return self.restore_many_float(rgb[None], quality)[0]
+
+    def restore_many_float(
+        self, images: np.ndarray, quality: float, whole: bool = False
+    ) -> np.ndarray:
+        """uint8 RGB [N, H, W, 3] -> restored float32 [N, H, W, 3] in [0, 255]. Tiles
+        of all N images are batched together; with `whole`, an image of at most
+        tile² pixels is one tile of its exact (even) size, as suits the frames of a
+        video, which all share one shape."""
+        count, height, width = images.shape[:3]
+        overlap = self.tiling.overlap
+        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)
+        padded = edge_pad(images, full_h, full_w)
+        positions = [
+            (i, y, x)
+            for i in range(count)
+            for y in tile_starts(full_h, tile_h, overlap)
+            for x in tile_starts(full_w, tile_w, overlap)
+        ]
+        total = np.zeros((count, full_h, full_w, 3), np.float32)
+        weight = np.zeros((count, full_h, full_w, 1), np.float32)
+        if self.progress is not None:
+            self.progress.total = (self.progress.total or 0) + len(positions)
+            self.progress.refresh()
+        # A batch of tiles at a time: the host holds the images, the sums and one batch.
+        for first in range(0, len(positions), self.tiling.batch):
+            group = positions[first : first + self.tiling.batch]
+            tiles = np.stack([padded[i, y : y + tile_h, x : x + tile_w] for i, y, x in group])
+            for (i, y, x), result in zip(group, self._run(tiles, quality)):
+                w = np.outer(
+                    blend_weights(full_h, tile_h, y, overlap),
+                    blend_weights(full_w, tile_w, x, overlap),
+                )[..., None]
+                total[i, y : y + tile_h, x : x + tile_w] += result * w
+                weight[i, y : y + tile_h, x : x + tile_w] += w
+            if self.progress is not None:
+                self.progress.update(len(group))
+        return (total / weight)[:, :height, :width]
+
+    def restore_frames(self, frames: np.ndarray, quality: float) -> np.ndarray:
+        """uint8 RGB video frames [N, H, W, 3] -> restored uint8, whole frames at a time
+        when they fit one tile."""
+        count, height, width = frames.shape[:3]
+        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole=True)
+        if (tile_h, tile_w) != (full_h, full_w):  # frames larger than a tile
+            restored = self.restore_many_float(frames, quality, whole=True)
+            return np.clip(np.round(restored), 0, 255).astype(np.uint8)
+        padded = edge_pad(frames, full_h, full_w)
+        if self.progress is not None:
+            self.progress.total = (self.progress.total or 0) + count
+            self.progress.refresh()
+        restored = self._run(padded, quality, self._apply_uint8)[:, :height, :width]
+        if self.progress is not None:
+            self.progress.update(count)
+        return restored
+
+    def restore_pixels(self, rgb: np.ndarray, quality: float) -> np.ndarray:
+        """uint8 RGB [H, W, 3] restored at QF `quality` -> uint8 RGB, in tiles."""
+        return np.clip(np.round(self.restore_float(rgb, quality)), 0, 255).astype(np.uint8)
+
+    @property
+    def conditioned(self) -> bool:
+        return bool(getattr(self.model.module, "conditioned", False))
+
+    def choose_quality(
+        self,
+        quality: str | float = "auto",
+        image: np.ndarray | None = None,
+        path: str | Path | None = None,
+        frames: np.ndarray | None = None,
+    ) -> Choice:
+        """The QF this generator gets for an input (`quality.choose`)."""
+        return choose(quality, self.conditioned, self.estimator, image, path, frames)
+
+    def quality_for(
+        self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
+    ) -> tuple[float, str]:
+        """(QF, how it was found) for `image`: given, the file's tables, or the network."""
+        found = choose(quality, True, self.estimator, image, path)
+        return found.quality, found.method
+
+    def restore(
+        self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
+    ) -> tuple[np.ndarray, float | None]:
+        """Restore uint8 RGB [H, W, 3] (of the file `path`, when known); returns (uint8
+        restored, the QF used or None for an unconditioned generator)."""
+        image = image_io.as_rgb8(image, str(path or "image"))
+        chosen = self.choose_quality(quality, image, path)
+        used = chosen.quality if chosen.method != "unused" else None
+        return self.restore_pixels(image, chosen.quality), used

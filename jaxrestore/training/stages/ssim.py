@@ -1,0 +1,91 @@
+"""Stage 1: the generator alone, trained for 1 − SSIM (+ optionally L1).
+
+Also the generator-only step the adversarial stage warms up with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from jaxrestore import losses
+from jaxrestore.models import generator as generator_lib
+from jaxrestore.training import heldout
+from jaxrestore.training import state as state_lib
+from jaxrestore.training.stages.base import Phase, Stage, total_steps_only
+from jaxrestore.training.state import TrainState, to_unit
+
+
+def create_state(
+    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+) -> state_lib.TrainState:
+    """Initialise generator params and optimizer state, replicated over the mesh."""
+    model = generator_lib.make_generator(config.model)
+    optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps)
+    example = generator_lib.example_inputs(config.data.patch_size)
+    return state_lib.init_on_mesh(
+        lambda rng: state_lib.new_state(model, example, optimizer, rng), config.seed, mesh
+    )
+
+
+def generator_loss(
+    params: Any, apply_fn, batch: dict[str, jax.Array], loss_config: ml_collections.ConfigDict
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    degraded, target = to_unit(batch["degraded"]), to_unit(batch["target"])
+    restored = apply_fn({"params": params}, degraded, batch["quality"])
+    ssim_term = losses.ssim_loss(restored, target)
+    l1_term = losses.l1_loss(restored, target)
+    loss = loss_config.ssim_weight * ssim_term + loss_config.l1_weight * l1_term
+    metrics = {
+        "loss": loss,
+        "ssim_loss": ssim_term,
+        "l1": l1_term,
+        "psnr_restored": jnp.mean(losses.psnr(jnp.clip(restored, 0, 1), target)),
+        "psnr_degraded": jnp.mean(losses.psnr(degraded, target)),
+    }
+    return loss, metrics
+
+
+def train_step(
+    state: TrainState, batch: dict[str, jax.Array], loss_config: ml_collections.ConfigDict
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One SSIM-stage update: (state, batch) -> (state, metrics)."""
+    grad_fn = jax.value_and_grad(generator_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params, state.apply_fn, batch, loss_config)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return state.apply_gradients(grads=grads), metrics
+
+
+def build(config: ml_collections.ConfigDict, mesh, jit) -> tuple[TrainState, list[Phase]]:
+    return create_state(config, mesh), [
+        (config.total_steps, jit(train_step, loss_config=config.loss))
+    ]
+
+
+def generator_model_problems(config: ml_collections.ConfigDict, checks) -> Iterator[str]:
+    """Checks of `config.model` for a generator (both stages train one)."""
+    yield from checks.at_least("model.channels", 1)
+    yield from checks.at_least("model.num_blocks", 1)
+    yield from checks.one_of("model.dtype", ("float32", "bfloat16"))
+
+
+def config_problems(config: ml_collections.ConfigDict, checks) -> Iterator[str]:
+    yield from checks.at_least("total_steps", 1)
+    yield from generator_model_problems(config, checks)
+    yield from checks.optimizer("optimizer")
+
+
+STAGE = Stage(
+    name="ssim",
+    kind="generator",
+    make_model=generator_lib.make_generator,
+    example_inputs=generator_lib.example_inputs,
+    run_length=total_steps_only,
+    build=build,
+    make_evaluator=heldout.HeldOutEvaluator,
+    config_problems=config_problems,
+)
