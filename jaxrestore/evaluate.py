@@ -57,6 +57,7 @@ from jaxrestore.data import degrade, sources
 from jaxrestore.evaluation import tasks
 from jaxrestore.inference import loader
 from jaxrestore.inference import restorer as restorer_lib
+from jaxrestore.inference.quality import VIDEO_FRAMES_SAMPLED
 
 CODECS = ("jpeg", "h264", "mpeg2")
 VIDEO_METRICS = ("psnr", "ssim", "lpips")

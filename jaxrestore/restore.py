@@ -108,7 +108,9 @@ def plan(
     for item in inputs:
         if item.is_dir():
             files = sorted(
-                p for p in item.rglob("*") if p.suffix.lower() in image_io.FORMATS or video.is_video(p)
+                p
+                for p in item.rglob("*")
+                if p.suffix.lower() in image_io.FORMATS or video.is_video(p)
             )
             for file in files:
                 jobs.append(target(file, output / item.name / file.relative_to(item)))

@@ -3,7 +3,6 @@
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 from jaxrestore.media import image as image_io
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for `from configs import ...`
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Every test (and every `jaxrestore.main` it starts) sees 8 CPU devices, so the
 # sharded code paths run as on an 8-accelerator host.
@@ -27,9 +25,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
 @pytest.fixture
 def tiny_config():
-    from configs import ssim
+    from jaxrestore.training import configs
 
-    return ssim.get_config("tiny")
+    return configs.load("ssim:tiny")
 
 
 MODEL = {"channels": 8, "num_blocks": 2, "residual_scale": 1.0, "dtype": "float32"}
@@ -54,12 +52,12 @@ def small_generator():
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A params-only export of `small_generator`, as the restore command loads it."""
-    from jaxrestore import export
+    from jaxrestore.inference import loader
 
     _, params = small_generator()
     out = tmp_path_factory.mktemp("export") / "small"
     info = {"stage": "ssim", "kind": "generator", "model": {**MODEL, "conditioned": True}}
-    export.write_export(out, params, info)
+    loader.write_export(out, params, info)
     return out
 
 

@@ -4,23 +4,22 @@ from pathlib import Path
 
 import pytest
 
-from configs import gan, quality, ssim
-from jaxrestore.training import config_check
+from jaxrestore.training import config_check, configs
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [
-    (ssim, ("default", "cpu", "universal", "universal_cpu", "h264", "h264_cpu", "tiny")),
-    (gan, ("default", "cpu", "universal", "universal_cpu", "tiny")),
-    (quality, ("default", "cpu")),
+    ("ssim", ("default", "cpu", "universal", "universal_cpu", "h264", "h264_cpu", "tiny")),
+    ("gan", ("default", "cpu", "universal", "universal_cpu", "tiny")),
+    ("quality", ("default", "cpu")),
 ]
 
 
 @pytest.mark.parametrize(
-    "module,variant", [(m, v) for m, variants in VARIANTS for v in variants], ids=str
+    "stage,variant", [(s, v) for s, variants in VARIANTS for v in variants], ids=str
 )
-def test_every_shipped_variant_is_valid(module, variant):
-    config = module.get_config(None if variant == "default" else variant)
-    assert config_check.problems(config, config_check.load_reference(config.stage)) == []
+def test_every_shipped_variant_is_valid(stage, variant):
+    config = configs.load(stage if variant == "default" else f"{stage}:{variant}")
+    assert config_check.problems(config, configs.reference(config.stage)) == []
 
 
 @pytest.mark.parametrize(
@@ -49,8 +48,7 @@ def test_every_shipped_variant_is_valid(module, variant):
     ],
 )
 def test_bad_values_are_named(stage, changes, expected):
-    module = {"ssim": ssim, "gan": gan, "quality": quality}[stage]
-    config = module.get_config("tiny" if stage != "quality" else "cpu")
+    config = configs.load(f"{stage}:tiny" if stage != "quality" else "quality:cpu")
     for name, value in changes.items():
         *parents, key = name.split(".")
         target = config
@@ -58,13 +56,13 @@ def test_bad_values_are_named(stage, changes, expected):
             target = target[parent]
         with target.unlocked():
             target[key] = value
-    found = config_check.problems(config, config_check.load_reference(stage))
+    found = config_check.problems(config, configs.reference(stage))
     assert len(found) == 1 and expected in found[0], found
 
 
 def test_unknown_and_missing_fields_against_the_reference():
-    config = ssim.get_config("tiny")
-    reference = config_check.load_reference("ssim")
+    config = configs.load("ssim:tiny")
+    reference = configs.reference("ssim")
     with config.unlocked():
         config.data.qualty_min = 5  # a typo in a hand-written config
         del config["nonfinite"]
@@ -74,7 +72,7 @@ def test_unknown_and_missing_fields_against_the_reference():
     ]
     # Fields of another stage are unknown to this one.
     assert "unknown field discriminator.channels" in config_check.problems(
-        gan.get_config("tiny"), reference
+        configs.load("gan:tiny"), reference
     )
     with pytest.raises(config_check.ConfigError, match="^invalid config: unknown field"):
         config_check.validate(config, reference)

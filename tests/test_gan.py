@@ -7,17 +7,19 @@ import pytest
 from skimage import data
 
 from jaxrestore.data import degrade, pipeline
+from jaxrestore.inference import loader
 from jaxrestore.models import perceptual
 from jaxrestore.models.discriminator import Discriminator
 from jaxrestore.training import checkpoint, sharding
+from jaxrestore.training import state as state_lib
 from jaxrestore.training.stages import gan
 
 
 @pytest.fixture
 def gan_tiny():
-    from configs import gan as gan_config
+    from jaxrestore.training import configs
 
-    return gan_config.get_config("tiny")
+    return configs.load("gan:tiny")
 
 
 def init_discriminator(sub_patch, shape=(2, 64, 32, 3)):
@@ -87,11 +89,12 @@ def changed(before, after) -> bool:
 
 def test_alternating_updates_touch_one_network_each(gan_tiny):
     mesh = sharding.make_mesh(gan_tiny.mesh)
-    state = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    state = gan.create_state(gan_tiny, mesh)
     # A generator that is not the identity, so D sees real and fake pairs that differ.
-    state = gan.with_generator_params(
-        state, jax.tree.map(lambda p: p + 0.01, state.generator.params)
+    generator = state_lib.with_params(
+        state.generator, jax.tree.map(lambda p: p + 0.01, state.generator.params)
     )
+    state = state.replace(generator=generator)
     batch = sharding.to_global(next(iter(pipeline.make_train_dataset(gan_tiny))), mesh)
     copy = lambda tree: jax.tree.map(np.array, tree)  # noqa: E731
     g0, d0 = copy(state.generator.params), copy(state.discriminator.params)
@@ -125,10 +128,9 @@ def test_adversarial_losses_reward_fooling_the_discriminator(kind):
 
 
 def test_init_from_loads_a_stage1_generator_and_rejects_another_size(tmp_path, gan_tiny):
-    from configs import ssim
-    from jaxrestore.training import loop
+    from jaxrestore.training import configs, loop
 
-    stage1 = ssim.get_config("tiny")
+    stage1 = configs.load("ssim:tiny")
     stage1.total_steps = 4
     stage1.eval.every_steps = 100
     stage1.eval.lpips = False
@@ -137,22 +139,22 @@ def test_init_from_loads_a_stage1_generator_and_rejects_another_size(tmp_path, g
     saved = checkpoint.load_state_tree(tmp_path / "stage1")["params"]
 
     mesh = sharding.make_mesh(gan_tiny.mesh)
-    state = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
-    loaded = checkpoint.load_generator_params(tmp_path / "stage1", state.generator.params)
+    state = gan.create_state(gan_tiny, mesh)
+    loaded = loader.load_params_like(tmp_path / "stage1", "generator", state.generator.params)
     for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(loaded)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     gan_tiny.model.channels = 16
-    other = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    other = gan.create_state(gan_tiny, mesh)
     with pytest.raises(ValueError, match="does not match config.model"):
-        checkpoint.load_generator_params(tmp_path / "stage1", other.generator.params)
-    with pytest.raises(FileNotFoundError, match="not a training workdir"):
-        checkpoint.load_generator_params(tmp_path, other.generator.params)
+        loader.load_params_like(tmp_path / "stage1", "generator", other.generator.params)
+    with pytest.raises(FileNotFoundError, match="nor an export"):
+        loader.load_params_like(tmp_path, "generator", other.generator.params)
 
 
 def test_r1_penalty_adds_to_the_discriminator_loss(gan_tiny):
     mesh = sharding.make_mesh(gan_tiny.mesh)
-    state = gan.create_gan_state(gan_tiny, mesh, total_steps=12)
+    state = gan.create_state(gan_tiny, mesh)
     batch = sharding.to_global(next(iter(pipeline.make_train_dataset(gan_tiny))), mesh)
 
     def d_loss(settings):  # jitted: dispatching op by op over 8 devices is slower

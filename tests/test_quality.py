@@ -167,10 +167,9 @@ def test_estimate_quality_command(tmp_path, photo, predictor_run, capsys):
 @pytest.fixture(scope="module")
 def conditioned_run(tmp_path_factory):
     """A tiny QF-conditioned generator trained 15 steps on QF 5–95 by the train loop."""
-    from configs import ssim
-    from jaxrestore.training import loop
+    from jaxrestore.training import configs, loop
 
-    config = ssim.get_config("tiny")
+    config = configs.load("ssim:tiny")
     config.model.conditioned = True
     config.data.quality_min, config.data.quality_max = 5, 95
     config.optimizer.learning_rate = 3e-3
@@ -242,7 +241,9 @@ def test_compare_scores_models_under_each_condition(conditioned_run, tmp_path, c
     table = capsys.readouterr().out
     assert table.count("\n") == 4 and "| jpeg:20 |" in table
     rows = json.loads(out.read_text())
-    images = [image_io.read_image(str(sources.embedded_dir() / n)) for n in sources.EMBEDDED_HELDOUT]
+    images = [
+        image_io.read_image(str(sources.embedded_dir() / n)) for n in sources.EMBEDDED_HELDOUT
+    ]
     expected = np.mean([degrade.psnr(degrade.jpeg_roundtrip(i, 20), i) for i in images])
     assert rows[0]["psnr_degraded"] == pytest.approx(expected)
     assert rows[0][f"{conditioned_run} quality"] == "given"

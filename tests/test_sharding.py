@@ -26,9 +26,9 @@ needs_8_devices = pytest.mark.skipif(
 
 @pytest.fixture
 def gan_tiny():
-    from configs import gan
+    from jaxrestore.training import configs
 
-    return gan.get_config("tiny")
+    return configs.load("gan:tiny")
 
 
 def run_steps(config, mesh, batches, num_steps):
@@ -118,9 +118,9 @@ def test_multiprocess_run_reads_disjoint_shards_and_restores_in_one_process(tmp_
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
-    from configs import gan
+    from jaxrestore.training import configs
 
-    config = gan.get_config("tiny")
+    config = configs.load("gan:tiny")
     total = loop.run_length(config)[1]
     # Both processes trained: each saved its own data-stream position.
     data_dir = workdir / "checkpoints" / str(total) / "data"

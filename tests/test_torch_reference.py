@@ -12,11 +12,12 @@ torch = pytest.importorskip(
     "torch", reason="the PyTorch benchmark reference needs torch (pip install torch)"
 )
 
-from jaxrestore import losses
+from jaxrestore import losses  # noqa: E402
 from jaxrestore.bench import torch_reference as tr  # noqa: E402
-from jaxrestore.inference import loader
+from jaxrestore.inference import loader  # noqa: E402
 from jaxrestore.models import generator as generator_lib  # noqa: E402
-from jaxrestore.training import state  # noqa: E402
+from jaxrestore.training import state as state_lib  # noqa: E402
+from jaxrestore.training.stages import ssim  # noqa: E402
 
 WEIGHTS = "jaxrestore/weights/ssim_universal"
 
@@ -154,7 +155,7 @@ def test_loss_gradients_and_train_steps_agree():
         return [torch.from_numpy(batch[k]) for k in ("degraded", "target", "quality")]
 
     loss_and_grad = jax.value_and_grad(
-        lambda p, batch: state.generator_loss(p, model.apply, batch, LOSS), has_aux=True
+        lambda p, batch: ssim.generator_loss(p, model.apply, batch, LOSS), has_aux=True
     )
     loss_and_grad = jax.jit(loss_and_grad)
     (loss, _), grads = loss_and_grad(params, batches[0])
@@ -181,12 +182,12 @@ def test_loss_gradients_and_train_steps_agree():
             "grad_clip_norm": 1.0,
         }
     )
-    tx = state.make_optimizer(opt, total_steps=10)
-    state = jax.jit(lambda p: state.TrainState.create(apply_fn=model.apply, params=p, tx=tx))(
+    tx = state_lib.make_optimizer(opt, total_steps=10)
+    state = jax.jit(lambda p: state_lib.TrainState.create(apply_fn=model.apply, params=p, tx=tx))(
         params
     )
     step = tr.make_train_step(reference, LOSS, opt)
-    # state.train_step's update, with the gradient function compiled above (compiling
+    # ssim.train_step's update, with the gradient function compiled above (compiling
     # train_step itself would double this test's time).
     apply_gradients = jax.jit(lambda state, grads: state.apply_gradients(grads=grads))
     for batch in batches:

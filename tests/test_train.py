@@ -9,8 +9,9 @@ from conftest import restore_run
 
 from jaxrestore import plot_run
 from jaxrestore.data import pipeline
-from jaxrestore.training import checkpoint, loop, sharding, state
+from jaxrestore.training import checkpoint, loop, sharding
 from jaxrestore.training import workdir as workdir_lib
+from jaxrestore.training.stages import ssim
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,8 +20,8 @@ def test_loss_falls_over_a_tiny_run(tiny_config):
     tiny_config.optimizer.learning_rate = 2e-3
     tiny_config.total_steps = 40  # the schedule decays to its floor at total_steps
     mesh = sharding.make_mesh(tiny_config.mesh)
-    state = state.create_train_state(tiny_config, mesh)
-    step = sharding.jit_step(state.train_step, mesh, loss_config=tiny_config.loss)
+    state = ssim.create_state(tiny_config, mesh)
+    step = sharding.jit_step(ssim.train_step, mesh, loss_config=tiny_config.loss)
     batch = sharding.to_global(next(iter(pipeline.make_train_dataset(tiny_config))), mesh)
     history = []
     for _ in range(40):

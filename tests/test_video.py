@@ -11,8 +11,8 @@ from test_restore import assert_each_refused, run_here
 
 from jaxrestore import restore
 from jaxrestore.inference import restorer as restorer_lib
-from jaxrestore.media import video
 from jaxrestore.inference.loader import Model
+from jaxrestore.media import video
 
 NTSC = fractions.Fraction(30000, 1001)
 
@@ -112,7 +112,9 @@ def test_lossless_output_is_exactly_the_restored_frames(tmp_path, photo):
     times = [0, 40, 80, 100, 180, 200, 260]
     make_video(source, photo, frames=7, size=(90, 62), audio=False, pts=times)
     model, params = small_generator()
-    restorer = restorer_lib.Restorer(Model(model, params), tiling=restorer_lib.Tiling(tile=128, overlap=32, batch=3))
+    restorer = restorer_lib.Restorer(
+        Model(model, params), tiling=restorer_lib.Tiling(tile=128, overlap=32, batch=3)
+    )
     out = tmp_path / "vfr_restored.mkv"
     count = video.restore_video(
         source,

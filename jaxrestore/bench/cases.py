@@ -38,7 +38,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -47,8 +46,6 @@ from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.loader import Model
 
 NAMES = ("pipeline", "train", "infer", "scaling", "reference")
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 def log(message: str) -> None:
@@ -94,11 +91,12 @@ def time_repeats(run: Callable[[], None], repeats: int, warmup: int = 1) -> list
 
 
 def load_config(name: str, variant: str | None = None):
-    """`configs/NAME.py[:variant]` as a ConfigDict (without ml_collections' flags)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", CONFIGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    """`configs/NAME.py[:variant]` as a ConfigDict, unlocked: the cases resize it."""
+    from jaxrestore.training import configs
+
+    config = configs.load(f"{name}:{variant}" if variant else name)
+    config.unlock()
+    return config
 
 
 def photo_source(config) -> None:
@@ -357,7 +355,7 @@ def bench_infer(args) -> list[dict]:
 
     from jaxrestore.models import generator as generator_lib
 
-    config, params = loader.read_params(WEIGHTS / "ssim_universal", "generator")
+    config, params = loader.read_params("ssim", "generator")
     model = generator_lib.make_generator(config.model)
     params = jax.device_put(params)
     batch = 1 if jax.default_backend() == "cpu" else 4
@@ -474,7 +472,8 @@ def reference_worker(args) -> None:
 
     from jaxrestore.bench import torch_reference
     from jaxrestore.models import generator as generator_lib
-    from jaxrestore.training import loop, sharding, state
+    from jaxrestore.training import loop, sharding
+    from jaxrestore.training.stages import ssim
 
     on_gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
     torch_device = torch.device("cuda" if on_gpu else "cpu")
@@ -483,7 +482,7 @@ def reference_worker(args) -> None:
         if on_gpu:
             torch.cuda.synchronize()
 
-    config, params = loader.read_params(WEIGHTS / "ssim_universal", "generator")
+    config, params = loader.read_params("ssim", "generator")
     model = generator_lib.make_generator(config.model)
     reference = torch_reference.from_flax(params, config.model).to(torch_device).eval()
     threads = f"{torch.get_num_threads()} threads" if not on_gpu else torch.cuda.get_device_name()
@@ -573,7 +572,7 @@ def reference_worker(args) -> None:
         sync()
 
     # Both start from the same weights: their first losses are the same computation.
-    jax_loss = float(state.generator_loss(params, model.apply, host_batch, train_config.loss)[0])
+    jax_loss = float(ssim.generator_loss(params, model.apply, host_batch, train_config.loss)[0])
     torch_loss = float(torch_trainer()(*torch_batch))
     log("reference: train step …")
     jax_samples = [t / steps_per_repeat for t in time_repeats(jax_steps, args.repeats)]

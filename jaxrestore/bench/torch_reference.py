@@ -11,9 +11,9 @@ restoring and training never import this module.
   with the same NHWC [B, H, W, 3] interface in [0, 1];
 - `from_flax(params, model_config)` builds one from a JAX params tree (an
   export, e.g. `jaxrestore/weights/ssim_universal`, loaded by
-  `jaxrestore.inference.load_params`);
+  `jaxrestore.inference.loader.read_params`);
 - `ssim_loss` and `l1_loss` are `jaxrestore.losses.ssim_loss` and `l1_loss`;
-- `make_train_step` is the stage-1 step of `jaxrestore.training.state.train_step`.
+- `make_train_step` is the stage-1 step of `jaxrestore.training.stages.ssim.train_step`.
 
 The port computes in float32 whatever the config's `dtype` (a bfloat16 JAX
 model is compared against float32 PyTorch).
@@ -320,7 +320,7 @@ def generator_loss(
     quality: torch.Tensor | None,
     loss_config: Any,
 ) -> torch.Tensor:
-    """The stage-1 loss of `jaxrestore.training.state.generator_loss` for NHWC uint8 images:
+    """The stage-1 loss of `jaxrestore.training.stages.ssim.generator_loss` for NHWC uint8 images:
     `ssim_weight`·(1 − SSIM) + `l1_weight`·L1 of the restoration of degraded/255
     against target/255. Both terms are always computed, as in JAX."""
     degraded = degraded.to(torch.float32) / 255.0
@@ -336,7 +336,7 @@ def generator_loss(
 def make_train_step(
     model: TorchGenerator, loss_config: Any, optimizer_config: Any
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
-    """The stage-1 update of `jaxrestore.training.state.train_step`, in PyTorch.
+    """The stage-1 update of `jaxrestore.training.stages.ssim.train_step`, in PyTorch.
 
     Returns `step(degraded_uint8, target_uint8, quality) -> loss`: NHWC uint8
     images are scaled by 1/255, the loss is `ssim_weight`·(1 − SSIM) +

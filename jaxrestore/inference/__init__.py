@@ -15,4 +15,13 @@ from jaxrestore.inference.loader import PACKAGED, Model, load
 from jaxrestore.inference.quality import QualityEstimator, choose, estimate_file
 from jaxrestore.inference.restorer import Restorer, Tiling
 
-__all__ = ["PACKAGED", "Model", "QualityEstimator", "Restorer", "Tiling", "choose", "estimate_file", "load"]
+__all__ = [
+    "PACKAGED",
+    "Model",
+    "QualityEstimator",
+    "Restorer",
+    "Tiling",
+    "choose",
+    "estimate_file",
+    "load",
+]

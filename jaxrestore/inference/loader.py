@@ -94,7 +94,9 @@ def _stage_of(config: ml_collections.ConfigDict, source: str | Path) -> stages.S
         raise ValueError(f"{source}: {error}") from None
 
 
-def read_params(source: str | Path, kind: str | None = None) -> tuple[ml_collections.ConfigDict, Any]:
+def read_params(
+    source: str | Path, kind: str | None = None
+) -> tuple[ml_collections.ConfigDict, Any]:
     """(config, params) of an export or of a training workdir's newest checkpoint (the
     params of the network its stage trains); `kind` ('generator' or 'quality'), when
     given, is checked."""

@@ -87,7 +87,9 @@ def choose(
     if path is not None and not is_video:
         tables = jpeg_tables.read_tables(path)
         if tables is not None:
-            return Choice(float(jpeg_tables.quality_from_tables(tables).quality), "quantization-table")
+            return Choice(
+                float(jpeg_tables.quality_from_tables(tables).quality), "quantization-table"
+            )
     if estimator is None:
         what = "a video" if is_video or frames is not None else "a non-JPEG input"
         raise ValueError(f"{path or 'input'}: --quality auto on {what} needs the quality predictor")

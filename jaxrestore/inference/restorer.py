@@ -85,8 +85,9 @@ class Restorer:
     """A generator applied to images and video frames, tile by tile.
 
     `model`: a packaged name ('ssim', 'gan'), a training workdir, an export, or a
-    `loader.Model` (e.g. `Model(module, params)` for a network built in code); `estimator`: the quality predictor for `quality='auto'` on
-    inputs that are not JPEG files (see `quality.choose`). `traces` counts the XLA
+    `loader.Model` (`Model(module, params)` for a network built in code);
+    `estimator`: the quality predictor for `quality='auto'` on inputs that are not
+    JPEG files (see `quality.choose`). `traces` counts the XLA
     compilations."""
 
     def __init__(

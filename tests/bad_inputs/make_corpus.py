@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent))  # the tests' own helpers
 from test_video import make_video  # noqa: E402
 
 from jaxrestore.data import sources  # noqa: E402
-from jaxrestore.media import image as image_io
+from jaxrestore.media import image as image_io  # noqa: E402
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
