@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxrestore import inference, losses
+from jaxrestore import inference, metrics
 from jaxrestore.data import degrade, sources
 
 DEFAULT_CONDITIONS = (
@@ -77,7 +77,7 @@ class Scorer:
             self.restorer.params, jnp.asarray(degraded[None]), jnp.full((1,), quality)
         )
         target = jnp.asarray(original[None], jnp.float32) / 255.0
-        return float(losses.psnr(restored, target)[0])
+        return float(metrics.psnr(restored, target, 1.0)[0])
 
 
 def compare(
@@ -95,7 +95,7 @@ def compare(
     def add_row(condition: str, triples: list[tuple]) -> None:
         """Score every model on (degraded, original, true QF or None) triples."""
         row = {"condition": condition, "images": len(triples)}
-        row["psnr_degraded"] = float(np.mean([degrade.psnr(d, o) for d, o, _ in triples]))
+        row["psnr_degraded"] = float(np.mean([metrics.psnr(d, o) for d, o, _ in triples]))
         for scorer in scorers:
             scores, how = [], set()
             for degraded, original, true in triples:

@@ -81,12 +81,6 @@ def l1_loss(restored: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.mean(jnp.abs(restored - target))
 
 
-def psnr(a: jax.Array, b: jax.Array, max_val: float = 1.0) -> jax.Array:
-    """Per-image PSNR in dB of [B, H, W, C] images."""
-    mse = jnp.mean(jnp.square(a.astype(jnp.float32) - b.astype(jnp.float32)), axis=(1, 2, 3))
-    return 10.0 * jnp.log10(max_val**2 / jnp.maximum(mse, 1e-12))
-
-
 def quantize(image: jax.Array) -> jax.Array:
     """Clip to [0, 1] and round to the 8-bit grid, as a saved output would be."""
     return jnp.round(jnp.clip(image, 0.0, 1.0) * 255.0) / 255.0

@@ -24,6 +24,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrestore import losses
 from jaxrestore.models import perceptual
@@ -40,10 +41,17 @@ def luma(rgb: jax.Array) -> jax.Array:
     return (16.0 + rgb.astype(jnp.float32) @ weights)[..., None]
 
 
-def psnr(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Per-image PSNR (dB) of [B, H, W, C] images on [0, 255]."""
-    mse = jnp.mean(jnp.square(a.astype(jnp.float32) - b.astype(jnp.float32)), axis=(1, 2, 3))
-    return 10.0 * jnp.log10(255.0**2 / mse)
+def psnr(a, b, max_val: float = 255.0):
+    """Per-image PSNR (dB) of [..., H, W, C] images on [0, max_val] (one value for
+    [H, W, C]). NumPy inputs are computed on the host (data pipeline, tables), JAX
+    arrays and tracers on their device (train steps, evaluation). The MSE is floored
+    at 1e-12 of max_val², so identical images give 120 dB, not inf (a train step's
+    metrics must stay finite, `training.state.keep_finite`)."""
+    on_host = isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    xp, dtype = (np, np.float64) if on_host else (jnp, jnp.float32)
+    difference = xp.asarray(a, dtype) - xp.asarray(b, dtype)
+    mse = xp.mean(xp.square(difference), axis=(-3, -2, -1))
+    return 10.0 * xp.log10(max_val**2 / xp.maximum(mse, 1e-12 * max_val**2))
 
 
 def ssim(a: jax.Array, b: jax.Array) -> jax.Array:

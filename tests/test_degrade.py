@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from jaxrestore import metrics
 from jaxrestore.data import degrade, pipeline, sources
 from jaxrestore.media import image as image_io
 
@@ -19,7 +20,7 @@ def clip(photo):
 
 
 def test_chroma_subsampling_variants(photo):
-    scores = {s: degrade.psnr(degrade.jpeg_roundtrip(photo, 30, s), photo) for s in ("444", "420")}
+    scores = {s: metrics.psnr(degrade.jpeg_roundtrip(photo, 30, s), photo) for s in ("444", "420")}
     # Full-resolution chroma keeps more of a colour photo at the same QF.
     assert scores["444"] > scores["420"] + 0.1
     np.testing.assert_array_equal(
@@ -34,13 +35,13 @@ def test_double_jpeg_misaligned_grid_costs_more_than_aligned(photo):
     aligned, target_a = degrade.double_jpeg(window, 50, 50, (0, 0), 64)
     shifted, target_s = degrade.double_jpeg(window, 50, 50, (3, 5), 64)
     np.testing.assert_array_equal(target_s, window[3:67, 5:69])
-    single = degrade.psnr(degrade.jpeg_roundtrip(target_a, 50), target_a)
+    single = metrics.psnr(degrade.jpeg_roundtrip(target_a, 50), target_a)
     # Recompressing on the same grid at the same QF changes almost nothing ...
-    assert abs(degrade.psnr(aligned, target_a) - single) < 0.3
+    assert abs(metrics.psnr(aligned, target_a) - single) < 0.3
     # ... on a shifted grid the second pass adds its own error.
     assert (
-        degrade.psnr(shifted, target_s)
-        < degrade.psnr(degrade.jpeg_roundtrip(target_s, 50), target_s) - 0.5
+        metrics.psnr(shifted, target_s)
+        < metrics.psnr(degrade.jpeg_roundtrip(target_s, 50), target_s) - 0.5
     )
     again, _ = degrade.double_jpeg(window, 50, 50, (3, 5), 64)
     np.testing.assert_array_equal(again, shifted)
@@ -53,9 +54,9 @@ def test_video_codecs_degrade_with_strength_deterministically(codec, clip, stren
         decoded = degrade.video_roundtrip(clip, codec, strength)
         assert decoded.shape == clip.shape and decoded.dtype == np.uint8
         np.testing.assert_array_equal(decoded, degrade.video_roundtrip(clip, codec, strength))
-        clip_scores.append(np.mean([degrade.psnr(d, o) for d, o in zip(decoded[1:], clip[1:])]))
+        clip_scores.append(np.mean([metrics.psnr(d, o) for d, o in zip(decoded[1:], clip[1:])]))
         intra = degrade.video_roundtrip(clip[:1], codec, strength)
-        intra_scores.append(degrade.psnr(intra[0], clip[0]))
+        intra_scores.append(metrics.psnr(intra[0], clip[0]))
     assert clip_scores[0] > clip_scores[1] > clip_scores[2]
     assert intra_scores[0] > intra_scores[1] > intra_scores[2]
     assert clip_scores[-1] < 32  # a strong setting really is strong

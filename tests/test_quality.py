@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxrestore import estimate_quality, inference
+from jaxrestore import estimate_quality, inference, metrics
 from jaxrestore.data import degrade, sources
 from jaxrestore.media import image as image_io
 from jaxrestore.media import jpeg_tables
@@ -244,7 +244,7 @@ def test_compare_scores_models_under_each_condition(conditioned_run, tmp_path, c
     images = [
         image_io.read_image(str(sources.embedded_dir() / n)) for n in sources.EMBEDDED_HELDOUT
     ]
-    expected = np.mean([degrade.psnr(degrade.jpeg_roundtrip(i, 20), i) for i in images])
+    expected = np.mean([metrics.psnr(degrade.jpeg_roundtrip(i, 20), i) for i in images])
     assert rows[0]["psnr_degraded"] == pytest.approx(expected)
     assert rows[0][f"{conditioned_run} quality"] == "given"
     assert rows[1][f"{conditioned_run} quality"] == "oracle"  # no predictor given

@@ -29,6 +29,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from jaxrestore import metrics
+
 try:  # libjpeg-turbo, 2–3× faster than Pillow per patch; Pillow writes the same bytes
     import imagecodecs
 except ImportError:  # pragma: no cover - a minimal install (e.g. a bare GPU image)
@@ -131,27 +133,21 @@ def video_roundtrip(frames: np.ndarray, codec: str, strength: int) -> np.ndarray
     return np.stack([f.to_ndarray(format="rgb24") for f in decoded])
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (inf when identical)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
 def jpeg_equivalent_quality(target: np.ndarray, degraded: np.ndarray) -> int:
     """The QF whose 4:2:0 JPEG of `target` has the PSNR closest to `degraded`'s.
 
     Bisection over 1..100 (PSNR rises with QF; seven encodes of a patch)."""
-    goal = psnr(degraded, target)
+    goal = metrics.psnr(degraded, target)
     low, high = 1, 100
     while low < high:  # smallest QF whose JPEG is at least as good as `degraded`
         middle = (low + high) // 2
-        if psnr(jpeg_roundtrip(target, middle), target) >= goal:
+        if metrics.psnr(jpeg_roundtrip(target, middle), target) >= goal:
             high = middle
         else:
             low = middle + 1
     if low > 1:
-        above = abs(psnr(jpeg_roundtrip(target, low), target) - goal)
-        below = abs(psnr(jpeg_roundtrip(target, low - 1), target) - goal)
+        above = abs(metrics.psnr(jpeg_roundtrip(target, low), target) - goal)
+        below = abs(metrics.psnr(jpeg_roundtrip(target, low - 1), target) - goal)
         if below < above:
             return low - 1
     return low

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jaxrestore import losses
+from jaxrestore import losses, metrics
 from jaxrestore.data import degrade, sources
 from jaxrestore.models import perceptual
 from jaxrestore.models import quality as quality_lib
@@ -207,7 +207,7 @@ def _target(candidate: jax.Array, original: jax.Array) -> jax.Array:
 def _fidelity(candidate: jax.Array, original: jax.Array) -> dict[str, jax.Array]:
     """PSNR and SSIM of a [B, H, W, 3] candidate in [0, 1] against one uint8 original."""
     target = _target(candidate, original)
-    return {"psnr": losses.psnr(candidate, target), "ssim": losses.ssim(candidate, target)}
+    return {"psnr": metrics.psnr(candidate, target, 1.0), "ssim": losses.ssim(candidate, target)}
 
 
 @jax.jit

@@ -18,6 +18,7 @@ import ml_collections
 import optax
 
 from jaxrestore import losses
+from jaxrestore.metrics import psnr
 from jaxrestore.models import discriminator as discriminator_lib
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import perceptual
@@ -140,8 +141,8 @@ def generator_step(
             "g_fidelity": fidelity,
             "g_perceptual": perceptual_term,
             "g_adv": adversarial,
-            "psnr_restored": jnp.mean(losses.psnr(jnp.clip(restored, 0, 1), target)),
-            "psnr_degraded": jnp.mean(losses.psnr(degraded, target)),
+            "psnr_restored": jnp.mean(psnr(jnp.clip(restored, 0, 1), target, 1.0)),
+            "psnr_degraded": jnp.mean(psnr(degraded, target, 1.0)),
         }
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.generator.params)

@@ -13,6 +13,7 @@ import ml_collections
 import optax
 
 from jaxrestore import losses
+from jaxrestore.metrics import psnr
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.training import heldout
 from jaxrestore.training import state as state_lib
@@ -44,8 +45,8 @@ def generator_loss(
         "loss": loss,
         "ssim_loss": ssim_term,
         "l1": l1_term,
-        "psnr_restored": jnp.mean(losses.psnr(jnp.clip(restored, 0, 1), target)),
-        "psnr_degraded": jnp.mean(losses.psnr(degraded, target)),
+        "psnr_restored": jnp.mean(psnr(jnp.clip(restored, 0, 1), target, 1.0)),
+        "psnr_degraded": jnp.mean(psnr(degraded, target, 1.0)),
     }
     return loss, metrics
 
