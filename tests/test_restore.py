@@ -1,3 +1,5 @@
+import functools
+
 """The restore command on images: tiling, compilations, memory, formats, bad input."""
 
 import io
@@ -269,7 +271,7 @@ def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
 def test_packaged_generators_by_name(tmp_path, photo):
     """`--checkpoint ssim` (default) gains PSNR over a QF 10 JPEG; `--checkpoint gan`
     stays above the JPEG's PSNR and is perceptually much closer (LPIPS)."""
-    from jaxrestore import losses
+    from jaxrestore import metrics
     from jaxrestore.models import perceptual
 
     source = tmp_path / "cat.jpg"
@@ -283,11 +285,17 @@ def test_packaged_generators_by_name(tmp_path, photo):
         restored = np.asarray(Image.open(out))
         scores[name] = {
             key: float(fn(jnp.asarray(restored[None]) / 255.0, jnp.asarray(photo[None]) / 255.0)[0])
-            for key, fn in (("psnr", losses.psnr), ("lpips", perceptual.lpips))
+            for key, fn in (
+                ("psnr", functools.partial(metrics.psnr, max_val=1.0)),
+                ("lpips", perceptual.lpips),
+            )
         }
     base = {
         key: float(fn(jnp.asarray(jpeg[None]) / 255.0, jnp.asarray(photo[None]) / 255.0)[0])
-        for key, fn in (("psnr", losses.psnr), ("lpips", perceptual.lpips))
+        for key, fn in (
+            ("psnr", functools.partial(metrics.psnr, max_val=1.0)),
+            ("lpips", perceptual.lpips),
+        )
     }
     assert scores["ssim"]["psnr"] > base["psnr"] + 0.5, (scores, base)
     assert scores["gan"]["psnr"] > base["psnr"], (scores, base)
