@@ -1,7 +1,6 @@
-import functools
-
 """The restore command on images: tiling, compilations, memory, formats, bad input."""
 
+import functools
 import io
 import json
 import struct
@@ -274,6 +273,7 @@ def test_packaged_generators_by_name(tmp_path, photo):
     from jaxrestore import metrics
     from jaxrestore.models import perceptual
 
+    measures = (("psnr", functools.partial(metrics.psnr, max_val=1.0)), ("lpips", perceptual.lpips))
     source = tmp_path / "cat.jpg"
     Image.fromarray(photo).save(source, quality=10)
     jpeg = np.asarray(Image.open(source).convert("RGB"))
