@@ -285,17 +285,11 @@ def test_packaged_generators_by_name(tmp_path, photo):
         restored = np.asarray(Image.open(out))
         scores[name] = {
             key: float(fn(jnp.asarray(restored[None]) / 255.0, jnp.asarray(photo[None]) / 255.0)[0])
-            for key, fn in (
-                ("psnr", functools.partial(metrics.psnr, max_val=1.0)),
-                ("lpips", perceptual.lpips),
-            )
+            for key, fn in measures
         }
     base = {
         key: float(fn(jnp.asarray(jpeg[None]) / 255.0, jnp.asarray(photo[None]) / 255.0)[0])
-        for key, fn in (
-            ("psnr", functools.partial(metrics.psnr, max_val=1.0)),
-            ("lpips", perceptual.lpips),
-        )
+        for key, fn in measures
     }
     assert scores["ssim"]["psnr"] > base["psnr"] + 0.5, (scores, base)
     assert scores["gan"]["psnr"] > base["psnr"], (scores, base)
