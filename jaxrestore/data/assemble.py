@@ -26,11 +26,12 @@ split and, for video frames, the video and frame index. A second run with an
 up-to-date manifest does nothing.
 
 Video clips (for the inter-frame H.264 / MPEG-2 degradations) come from the
-sample videos of Debian `opencv-doc`, decoded with PyAV and downscaled 2× to
-wash out their own compression: `Megamind.avi`, `box.mp4` and `cup.mp4` are cut
-into 8-frame training clips (videos/train/NAME.npy, [clips, 8, H, W, 3]);
-`vtest.avi` (a street scene) is held out whole — its first 60 frames, for
-evaluating video restoration (videos/heldout/vtest.npy).
+sample videos of Debian `opencv-doc`, decoded as every video here is decoded
+(`media.video`) and downscaled 2× to wash out their own compression:
+`Megamind.avi`, `box.mp4` and `cup.mp4` are cut into 8-frame training clips
+(videos/train/NAME.npy, [clips, 8, H, W, 3]); `vtest.avi` (a street scene) is
+held out whole — its first 60 frames, for evaluating video restoration
+(videos/heldout/vtest.npy).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ import numpy as np
 from PIL import Image
 
 from jaxrestore.data import sources
+from jaxrestore.media import video
 
 ASSEMBLY_VERSION = 3
 MAX_SIDE = 1024  # large wallpapers are scaled down until their longer side fits
@@ -513,22 +515,18 @@ def drop_duplicates(entries: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def _decode_frames(path: Path, limit: int | None) -> np.ndarray:
     """Frames of a video file, downscaled 2× (Lanczos) and cropped to even sizes."""
-    import av
-
     frames = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            image = frame.to_image()
-            image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
-            frames.append(np.asarray(image.convert("RGB")))
-            if limit and len(frames) == limit:
-                break
+    for rgb in video.iter_frames(path, limit):
+        image = Image.fromarray(rgb)
+        image = image.resize((image.width // 2, image.height // 2), Image.Resampling.LANCZOS)
+        frames.append(np.asarray(image))
     stack = np.stack(frames)
     return stack[:, : stack.shape[1] // 2 * 2, : stack.shape[2] // 2 * 2]
 
 
-def _frame_entries(frames: np.ndarray, name: str, video: dict, staging: Path) -> list[dict]:
-    """Every FRAME_STRIDE-th frame of a training video as a training photo."""
+def _frame_entries(frames: np.ndarray, name: str, clip: dict, staging: Path) -> list[dict]:
+    """Every FRAME_STRIDE-th frame of a training video (`clip`: its clip entry) as a
+    training photo."""
     entries = []
     for index in range(0, len(frames), FRAME_STRIDE):
         image = Image.fromarray(frames[index])
@@ -537,11 +535,11 @@ def _frame_entries(frames: np.ndarray, name: str, video: dict, staging: Path) ->
         entries.append(
             {
                 "file": file,
-                "package": video["package"],
-                "version": video["version"],
-                "package_path": video["package_path"],
-                "licence": video["licence"],
-                "source_sha256": video["source_sha256"],
+                "package": clip["package"],
+                "version": clip["version"],
+                "package_path": clip["package_path"],
+                "licence": clip["licence"],
+                "source_sha256": clip["source_sha256"],
                 "sha256": _sha256(staging / file),
                 "width": image.width,
                 "height": image.height,
@@ -678,7 +676,7 @@ def run(argv: list[str] | None = None) -> None:
     fresh = not is_up_to_date(args.out)
     try:
         manifest = assemble(args.out)
-    except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+    except (RuntimeError, OSError, subprocess.CalledProcessError, video.VideoError) as error:
         sys.exit(f"jaxrestore.data.assemble: {error}")
     counts = manifest["counts"]
     state = "assembled" if fresh else "up to date"
