@@ -62,6 +62,7 @@ VIDEOS = (
     ("examples/data/vtest.avi", "vtest", "heldout"),
 )
 MIN_SIDE = 160  # smaller images cannot give a 128² patch with room to move
+ORIGIN = ("package", "version", "package_path", "licence", "source_sha256")  # of every entry
 HELD_OUT_RULE = (
     "version-2 sources (endless-sky, scratch, sporco, skimage): sha256(name) mod 10 == 0; "
     "sources added in version 3 and video frames: train only, and dropped when they "
@@ -110,6 +111,8 @@ def split_of(candidate: Candidate) -> str:
 
 
 def _prepare(candidate: Candidate, out_dir: Path) -> dict | None:
+    """A source photo scaled and written as a PNG: its manifest entry, or None when it is
+    too small or near-gray."""
     with Image.open(candidate.path) as source:
         image = source.convert("RGB")
     factor = scale_factor(image.width, image.height, candidate.downscale)
@@ -119,23 +122,42 @@ def _prepare(candidate: Candidate, out_dir: Path) -> dict | None:
     pixels = np.asarray(image)
     if min(image.size) < MIN_SIDE or not is_colour_photo(pixels):
         return None
-    file = f"images/{candidate.name}.png"
-    image.save(out_dir / file, optimize=False, compress_level=6)
-    return {
-        "file": file,
+    origin = {
         "package": candidate.package,
         "version": candidate.version,
         "package_path": candidate.package_path,
         "licence": candidate.licence,
         "source_sha256": _sha256(candidate.path),
+    }
+    added_in = 3 if candidate.train_only else 2
+    split = split_of(candidate)
+    return _save_photo(image, candidate.name, out_dir, origin, factor, added_in, split)
+
+
+def _save_photo(
+    image: Image.Image,
+    name: str,
+    out_dir: Path,
+    origin: dict,
+    scale: int,
+    added_in: int,
+    split: str,
+) -> dict:
+    """Write `image` as images/NAME.png and return its manifest entry; `origin` holds
+    the ORIGIN fields of its source."""
+    file = f"images/{name}.png"
+    image.save(out_dir / file, optimize=False, compress_level=6)
+    return {
+        "file": file,
+        **origin,
         "sha256": _sha256(out_dir / file),
         "width": image.width,
         "height": image.height,
-        "downscaled": factor > 1,
-        "scale": factor,
-        "added_in": 3 if candidate.train_only else 2,
+        "downscaled": scale > 1,
+        "scale": scale,
+        "added_in": added_in,
         "dhash": f"{difference_hash(image):032x}",
-        "split": split_of(candidate),
+        "split": split,
     }
 
 
@@ -179,30 +201,12 @@ def _decode_frames(path: Path, limit: int | None) -> np.ndarray:
 def _frame_entries(frames: np.ndarray, name: str, clip: dict, staging: Path) -> list[dict]:
     """Every FRAME_STRIDE-th frame of a training video (`clip`: its clip entry) as a
     training photo."""
+    origin = {key: clip[key] for key in ORIGIN}
     entries = []
     for index in range(0, len(frames), FRAME_STRIDE):
         image = Image.fromarray(frames[index])
-        file = f"images/frame-{name}-{index:04d}.png"
-        image.save(staging / file, optimize=False, compress_level=6)
-        entries.append(
-            {
-                "file": file,
-                "package": clip["package"],
-                "version": clip["version"],
-                "package_path": clip["package_path"],
-                "licence": clip["licence"],
-                "source_sha256": clip["source_sha256"],
-                "sha256": _sha256(staging / file),
-                "width": image.width,
-                "height": image.height,
-                "downscaled": True,
-                "scale": 2,
-                "added_in": 3,
-                "dhash": f"{difference_hash(image):032x}",
-                "split": "train",
-                "video_frame": {"video": name, "index": index},
-            }
-        )
+        entry = _save_photo(image, f"frame-{name}-{index:04d}", staging, origin, 2, 3, "train")
+        entries.append({**entry, "video_frame": {"video": name, "index": index}})
     return entries
 
 
