@@ -1,4 +1,5 @@
-"""The photo-set assembly's rules, offline, on small synthetic inputs (no downloads)."""
+"""The photo-set assembly's rules (with its sources and Debian unpacking), offline, on
+small synthetic inputs (no downloads)."""
 
 import dataclasses
 import io
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxrestore.data import assemble, sources
+from jaxrestore.data import assemble, debian, photo_packages, sources
 
 
 def _photo(seed: int, size=(320, 240)) -> Image.Image:
@@ -45,27 +46,29 @@ def test_scale_factor(width, height, lossy, factor):
 
 
 def test_photo_name():
-    assert assemble.photo_name("plasma", "Kite/contents/images/2560x1600.jpg") == "plasma-Kite"
-    assert assemble.photo_name("forensics", "pic1/IMG_1054.JPG") == "forensics-IMG_1054"
-    assert assemble.photo_name("x", "a/b c.d.png") == "x-b_c_d"
+    name = photo_packages.photo_name
+    assert name("plasma", "Kite/contents/images/2560x1600.jpg") == "plasma-Kite"
+    assert name("forensics", "pic1/IMG_1054.JPG") == "forensics-IMG_1054"
+    assert name("x", "a/b c.d.png") == "x-b_c_d"
 
 
 def test_curated_sources_are_unique_images():
     names = [
-        assemble.photo_name(source.prefix, file)
-        for source in assemble.PHOTO_PACKAGES
+        photo_packages.photo_name(source.prefix, file)
+        for source in photo_packages.PHOTO_PACKAGES
         for file in source.files
     ]
     assert len(names) == len(set(names))
-    suffixes = {f.rsplit(".", 1)[-1].lower() for s in assemble.PHOTO_PACKAGES for f in s.files}
+    files = [f for source in photo_packages.PHOTO_PACKAGES for f in source.files]
+    suffixes = {f.rsplit(".", 1)[-1].lower() for f in files}
     assert suffixes <= {"jpg", "png"}
 
 
 def test_new_sources_are_train_only():
     name = _heldout_name("endless-sky-")
     common = dict(path=None, package="p", version="1", package_path="x", licence="l")
-    old = assemble.Candidate(name=name, downscale=True, **common)
-    new = assemble.Candidate(name=name, downscale=True, train_only=True, **common)
+    old = photo_packages.Candidate(name=name, downscale=True, **common)
+    new = photo_packages.Candidate(name=name, downscale=True, train_only=True, **common)
     assert assemble.split_of(old) == "heldout"  # version-2 sources keep the hash rule
     assert assemble.split_of(new) == "train"
     assert "train only" in assemble.HELD_OUT_RULE
@@ -75,7 +78,7 @@ def test_prepare_scales_jpeg_and_marks_train(tmp_path):
     source = tmp_path / "big.jpg"
     _photo(0, (2400, 1200)).save(source, quality=90)
     (tmp_path / "images").mkdir()
-    candidate = assemble.Candidate(
+    candidate = photo_packages.Candidate(
         name=_heldout_name("new-"),
         path=source,
         package="debian:x",
@@ -159,12 +162,12 @@ def test_drop_duplicates_protects_the_heldout_set():
 
 
 def test_licence_for_with_upstream_paths():
-    stanzas = assemble.parse_dep5(
+    stanzas = debian.parse_dep5(
         "Format: x\n\nFiles: *\nLicense: GPL-2+\n\n"
         "Files: 16.04/a_by_b.jpg\n 16.04/c.jpg\nLicense: CC-BY-4.0\n  text\n"
     )
-    assert assemble.licence_for("16.04/c.jpg", stanzas) == "CC-BY-4.0"
-    assert assemble.licence_for("usr/share/backgrounds/c.jpg", stanzas) == "GPL-2+"
+    assert debian.licence_for("16.04/c.jpg", stanzas) == "CC-BY-4.0"
+    assert debian.licence_for("usr/share/backgrounds/c.jpg", stanzas) == "GPL-2+"
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
@@ -185,11 +188,11 @@ def test_extract_members_only_takes_the_named_files(tmp_path):
     )
     dest = tmp_path / "out"
     members = ["usr/share/a/keep.jpg", "usr/share/doc/tiny/copyright"]
-    assert assemble._extract_members(deb, dest, members) == "1.2-3"
+    assert debian.extract_members(deb, dest, members) == "1.2-3"
     assert (dest / "usr/share/a/keep.jpg").read_bytes() == b"usr/share/a/keep.jpg"
     assert not (dest / "usr/share/a/skip.jpg").exists()
     with pytest.raises(RuntimeError, match="missing.jpg"):
-        assemble._extract_members(deb, dest, ["usr/share/a/missing.jpg"])
+        debian.extract_members(deb, dest, ["usr/share/a/missing.jpg"])
 
 
 def test_an_older_assembly_is_rebuilt(tmp_path):

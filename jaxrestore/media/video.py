@@ -21,11 +21,17 @@ ends early (fewer frames than its container lists: truncated), has no video
 stream, no decodable frame, frames over 8 bits or over 8192² pixels, or that
 FFmpeg cannot open, is refused with one line and nothing is written. Tags that
 are not UTF-8 are read with replacement characters.
+
+Every reader of video frames (restoring, the quality predictor's `sample_frames`,
+evaluation's `read_frames`, the photo set's `iter_frames`) decodes through `decode`,
+so each sees the same pixels: the same packets skipped, the same colour range and
+matrix, the same refusals.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import fractions
 import os
@@ -97,29 +103,37 @@ def video_stream(container, path: Path):
     return stream
 
 
-def probe(path: Path) -> VideoInfo:
-    """What restoring `path` needs to know up front; VideoError when it cannot be."""
+@contextlib.contextmanager
+def _reading(path: Path, doing: str = "decode") -> Iterator:
+    """`open_input` whose PyAV errors, opening or within the block, are one line:
+    VideoError "PATH: cannot {doing} video (why)"."""
     import av
 
     try:
         with open_input(path) as container:
-            stream = video_stream(container, path)
-            width, height = stream.codec_context.width, stream.codec_context.height
-            pixels = stream.codec_context.format
-            bits = max((c.bits for c in pixels.components), default=8) if pixels else 8
-            info = VideoInfo(
-                width,
-                height,
-                stream.frames or 0,
-                _expected_frames(stream),
-                stream.average_rate,
-                len(container.streams.audio),
-                stream.codec_context.name,
-            )
+            yield container
     except VideoError:
         raise
-    except (av.FFmpegError, OSError, ValueError) as error:
-        raise VideoError(f"{path}: cannot read video ({reason(error)})") from None
+    except (av.FFmpegError, OSError, ValueError) as error:  # PyAV: bad tags, sizes, ...
+        raise VideoError(f"{path}: cannot {doing} video ({reason(error)})") from None
+
+
+def probe(path: Path) -> VideoInfo:
+    """What restoring `path` needs to know up front; VideoError when it cannot be."""
+    with _reading(path, "read") as container:
+        stream = video_stream(container, path)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        pixels = stream.codec_context.format
+        bits = max((c.bits for c in pixels.components), default=8) if pixels else 8
+        info = VideoInfo(
+            width,
+            height,
+            stream.frames or 0,
+            _expected_frames(stream),
+            stream.average_rate,
+            len(container.streams.audio),
+            stream.codec_context.name,
+        )
     if bits > 8:
         raise VideoError(
             f"{path}: {pixels.name} frames ({bits}-bit); only 8-bit video is supported"
@@ -151,47 +165,129 @@ def _expected_frames(stream) -> int:
     return int(seconds * rate) if seconds and rate else 0
 
 
-def sample_frames(path: Path, count: int) -> list[np.ndarray]:
-    """Up to `count` RGB frames spread evenly over a video file (decoded in one pass;
-    a stream of unknown length keeps every k-th frame, k doubling as it grows).
-    Packets the decoder rejects (corrupt data) are skipped, as restoring skips them."""
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """One decoded video frame: its timestamp and, on demand, its RGB pixels."""
+
+    frame: object  # av.VideoFrame
+    pts: int | None  # in the video stream's time base; None when the frame has none
+    color_range: int  # the stream's (its first frame's) AVColorRange; 0 = unspecified
+
+    def rgb(self) -> np.ndarray:
+        """uint8 [H, W, 3], converted with the stream's range (a full-range "pc"/JPEG
+        stream read as limited range would come out with crushed blacks and whites)
+        and the frame's own matrix."""
+        return self.frame.to_ndarray(
+            format="rgb24", src_color_range=self.color_range or None, channel_last=True
+        )
+
+
+def decode(
+    container,
+    path: Path,
+    rejected: list[float] | None = None,
+    audio: list | None = None,
+    colour: dict | None = None,
+) -> Iterator[Decoded]:
+    """The frames of an open container's video stream, as every reader here decodes
+    them (restoring, sampling for the quality predictor, evaluation, the photo set).
+
+    A packet the decoder rejects (corrupt data) is left out and its time, in seconds,
+    appended to `rejected`; the frames after it are decoded as the codec can (H.264
+    conceals damaged references). Every frame is converted to RGB with the colour
+    range of the first one, whose tags (matrix, range, primaries, transfer) fill
+    `colour`. When `audio` is a list, the audio streams are demuxed too and their
+    packets appended to it in order, each before the frames that follow it. A frame
+    whose size differs from the stream's is refused, as is an error reading the
+    container itself: VideoError naming `path`."""
     import av
 
-    kept: list[tuple[int, np.ndarray]] = []
+    video = video_stream(container, path)
+    video.thread_type = "AUTO"
+    context = video.codec_context
+    size = (context.width, context.height)  # before decoding: the decoder rewrites it
+    colour = {} if colour is None else colour
+    streams = (video,) if audio is None else (video, *container.streams.audio)
     try:
-        with open_input(path) as container:
-            stream = video_stream(container, path)
-            total = stream.frames
-            picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
-            stride = 1
-            for index, frame in enumerate(_decodable_frames(container, stream)):
-                if picks is not None and index not in picks:
-                    continue
-                if picks is None and index % stride:
-                    continue
-                kept.append((index, frame.to_ndarray(format="rgb24")))
-                if picks is None and len(kept) >= 2 * count:
-                    stride *= 2
-                    kept = [(i, f) for i, f in kept if i % stride == 0]
-    except VideoError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as error:  # PyAV: bad tags, sizes, ...
+        for packet in container.demux(*streams):
+            if packet.stream.type == "audio":
+                if packet.dts is not None:
+                    audio.append(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                if rejected is not None:
+                    time = packet.pts if packet.pts is not None else packet.dts
+                    rejected.append(float(time * video.time_base) if time is not None else -1.0)
+                continue
+            for frame in frames:
+                if not colour:
+                    _read_colour(frame, context, colour)
+                if not all(size):  # a stream that did not say: its first frame does
+                    size = (frame.width, frame.height)
+                if (frame.width, frame.height) != size:
+                    raise VideoError(
+                        f"{path}: the frame size changes mid-stream "
+                        f"({size[0]}x{size[1]} to {frame.width}x{frame.height})"
+                    )
+                yield Decoded(frame, frame.pts, colour["color_range"])
+    except av.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode video ({reason(error)})") from None
+
+
+def _read_colour(frame, context, colour: dict) -> None:
+    """The frame's colour tags where PyAV has them, else the decoder's (PyAV < 17)."""
+    for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
+        value = getattr(frame, name, None)
+        if value is None:
+            value = getattr(context, name, 0)
+        colour[name] = int(value or 0)
+
+
+def iter_frames(path: Path, limit: int | None = None) -> Iterator[np.ndarray]:
+    """The first `limit` RGB frames of a video file (all when None), one at a time,
+    decoded as restoring decodes them; VideoError when none decodes."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    count = 0
+    with _reading(path) as container:
+        for decoded in decode(container, path):
+            yield decoded.rgb()
+            count += 1
+            if count == limit:
+                return
+    if not count:
+        raise VideoError(f"{path}: no decodable video frames")
+
+
+def read_frames(path: Path, limit: int | None = None) -> np.ndarray:
+    """The first `limit` frames of a video file (all when None), uint8 [T, H, W, 3]."""
+    return np.stack(list(iter_frames(path, limit)))
+
+
+def sample_frames(path: Path, count: int) -> list[np.ndarray]:
+    """Up to `count` RGB frames spread evenly over a video file (decoded in one pass;
+    a stream of unknown length keeps every k-th frame, k doubling as it grows), the
+    same pixels restoring the file decodes (corrupt packets skipped as it skips them)."""
+    kept: list[tuple[int, np.ndarray]] = []
+    with _reading(path) as container:
+        total = video_stream(container, path).frames
+        picks = set(np.linspace(0, total - 1, min(count, total)).astype(int)) if total else None
+        stride = 1
+        for index, decoded in enumerate(decode(container, path)):
+            if picks is not None and index not in picks:
+                continue
+            if picks is None and index % stride:
+                continue
+            kept.append((index, decoded.rgb()))
+            if picks is None and len(kept) >= 2 * count:
+                stride *= 2
+                kept = [(i, f) for i, f in kept if i % stride == 0]
     if not kept:
         raise VideoError(f"{path}: no decodable video frames")
     chosen = np.unique(np.linspace(0, len(kept) - 1, min(count, len(kept))).astype(int))
     return [kept[i][1] for i in chosen]
-
-
-def _decodable_frames(container, stream) -> Iterator:
-    """The frames of `stream`, skipping the packets its decoder rejects."""
-    import av
-
-    for packet in container.demux(stream):
-        try:
-            yield from packet.decode()
-        except av.FFmpegError:
-            continue
 
 
 @dataclasses.dataclass
@@ -204,63 +300,25 @@ class _Batch:
 def _decode(
     container, batch: int, path: Path, colour: dict, rejected: list[float]
 ) -> Iterator[_Batch]:
-    """Batches of RGB frames with their timestamps and the audio packets between them.
-    `colour` is filled from the first frame (matrix and range used for RGB). A packet
-    the decoder rejects (corrupt data) is left out and its time, in seconds, appended
-    to `rejected`; the frames after it are decoded as the codec can (H.264 conceals
-    damaged references). An error reading the container itself ends decoding."""
-    import av
-
-    video = container.streams.video[0]
-    video.thread_type = "AUTO"
+    """Batches of RGB frames (`decode`) with timestamps every muxer takes (increasing;
+    one frame's duration after the previous where a frame has none) and the audio
+    packets between them. `colour` and `rejected` are filled as `decode` fills them."""
+    step = _frame_step(container.streams.video[0])
     frames: list[np.ndarray] = []
     pts: list[int] = []
     audio: list = []
-    step = _frame_step(video)
     last = None
-
-    def take(frame):
-        nonlocal last
-        if not colour:
-            # Frame tags where PyAV has them, else the decoder's (PyAV < 17).
-            for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
-                value = getattr(frame, name, None)
-                if value is None:
-                    value = getattr(video.codec_context, name, 0)
-                colour[name] = int(value or 0)
-        if frame.width != video.codec_context.width or frame.height != video.codec_context.height:
-            raise VideoError(
-                f"{path}: the frame size changes mid-stream ({frame.width}x{frame.height})"
-            )
-        rgb = frame.to_ndarray(
-            format="rgb24", src_color_range=colour["color_range"] or None, channel_last=True
-        )
-        stamp = frame.pts if frame.pts is not None else (0 if last is None else last + step)
+    for decoded in decode(container, path, rejected, audio, colour):
+        stamp = decoded.pts if decoded.pts is not None else (0 if last is None else last + step)
         if last is not None and stamp <= last:
             stamp = last + 1  # keep them increasing, as every muxer requires
         last = stamp
-        frames.append(rgb)
+        frames.append(decoded.rgb())
         pts.append(stamp)
-
-    try:
-        for packet in container.demux(video, *container.streams.audio):
-            if packet.stream.type == "audio":
-                if packet.dts is not None:
-                    audio.append(packet)
-                continue
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
-                time = packet.pts if packet.pts is not None else packet.dts
-                rejected.append(float(time * video.time_base) if time is not None else -1.0)
-                continue
-            for frame in decoded:
-                take(frame)
-                if len(frames) == batch:
-                    yield _Batch(np.stack(frames), pts, audio)
-                    frames, pts, audio = [], [], []
-    except av.FFmpegError as error:
-        raise VideoError(f"{path}: cannot decode video ({reason(error)})") from None
+        if len(frames) == batch:
+            yield _Batch(np.stack(frames), pts, list(audio))
+            frames, pts = [], []
+            audio.clear()
     if frames or audio:
         yield _Batch(np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8), pts, audio)
 

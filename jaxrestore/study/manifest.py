@@ -9,7 +9,7 @@
      "frames_per_video": N, "command": [argv]}
 
 A video gives the items NAME#0 .. NAME#N-1, its N frames spread evenly from the
-first to the last (inference.read_video_frames); "frame" is that k.
+first to the last (media.video.sample_frames); "frame" is that k.
 
 Versions are "compressed" and the method names; image files are PNGs in images/
 under opaque names (design.image_name).

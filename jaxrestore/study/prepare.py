@@ -117,7 +117,7 @@ def load_items(
     found: list[tuple[str, Path]], frames: int, crop: tuple[int, int] | None, even: bool
 ) -> dict[str, dict]:
     """{item name: {"rgb", "source", "frame", "crop"}}: each image, and `frames` frames
-    spread evenly through each video (inference.read_video_frames)."""
+    spread evenly through each video (media.video.sample_frames)."""
     items: dict[str, dict] = {}
     for name, path in found:
         if video.is_video(path):
