@@ -7,17 +7,17 @@ import sys
 import numpy as np
 import pytest
 
-from jaxrestore.bench import cases as bench
+from jaxrestore.bench import common, train
 
 
 def test_summary_of_repeats():
-    stats = bench.summarise([2.0, 1.0, 4.0])
+    stats = common.summarise([2.0, 1.0, 4.0])
     assert stats == {"median": 2.0, "min": 1.0, "max": 4.0, "spread": 1.5, "repeats": 3}
 
 
 def test_a_train_case_runs_in_its_own_process_with_the_configs_devices():
     spec = {"stage": "ssim", "size": "cpu", "dtype": "float32", "quick": True, "repeats": 2}
-    result = bench.run_case({**spec, "steps_per_repeat": 1})
+    result = train.run_case({**spec, "steps_per_repeat": 1})
     assert result["device"].endswith("x8")  # configs/ssim.py:cpu trains on 8 CPU devices
     assert result["config"]["batch_size"] == 8 and result["config"]["channels"] == 32
     assert result["repeats"] == 2 and result["unit"] == "s/step"
@@ -27,7 +27,7 @@ def test_a_train_case_runs_in_its_own_process_with_the_configs_devices():
 
 
 def test_synthetic_batches_have_the_pipeline_layout():
-    batch = bench.synthetic_batch(4, 32)
+    batch = common.synthetic_batch(4, 32)
     assert batch["degraded"].shape == batch["target"].shape == (4, 32, 32, 3)
     assert batch["degraded"].dtype == np.uint8 and batch["quality"].dtype == np.int32
     assert 0 < np.abs(batch["degraded"].astype(int) - batch["target"]).mean() < 12

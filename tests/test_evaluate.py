@@ -12,6 +12,7 @@ from PIL import Image
 
 from jaxrestore import evaluate, metrics
 from jaxrestore.data import degrade
+from jaxrestore.evaluation import protocol
 
 SSIM_SETTINGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 # Every image here is a 256² crop and every metric call a batch of 4, so the jitted
@@ -84,10 +85,10 @@ def test_lpips_is_zero_for_identical_images_and_rises_as_quality_falls():
 def test_temporal_consistency_measures_flicker():
     rng = np.random.default_rng(0)
     clip = rng.integers(0, 200, (5, 16, 16, 3)).astype(np.uint8)
-    assert evaluate.temporal_consistency(clip, clip) == 0.0
-    assert evaluate.temporal_consistency(clip, clip + 7) == 0.0  # a steady offset: no flicker
+    assert protocol.temporal_consistency(clip, clip) == 0.0
+    assert protocol.temporal_consistency(clip, clip + 7) == 0.0  # a steady offset: no flicker
     flicker = clip + np.array([0, 6, 0, 6, 0], np.uint8)[:, None, None, None]
-    assert evaluate.temporal_consistency(clip, flicker) == pytest.approx(6.0)
+    assert protocol.temporal_consistency(clip, flicker) == pytest.approx(6.0)
 
 
 def test_the_command_reports_jpeg_rows_as_pillow_and_skimage_compute_them(

@@ -249,3 +249,27 @@ def test_compare_scores_models_under_each_condition(conditioned_run, tmp_path, c
     assert rows[0][f"{conditioned_run} quality"] == "given"
     assert rows[1][f"{conditioned_run} quality"] == "oracle"  # no predictor given
     assert all(np.isfinite(r[str(conditioned_run)]) for r in rows)
+
+
+def test_compare_scores_what_the_restore_command_produces(conditioned_run, photo, tmp_path):
+    """Images through the tiled path at the given QF; a clip through the video path at
+    one QF for the whole clip (the predictor's, else compare's oracle)."""
+    from jaxrestore.evaluation import compare, protocol
+
+    frames = np.stack([photo[2 * i : 2 * i + 64, 3 * i : 3 * i + 96] for i in range(6)])
+    np.save(tmp_path / "clip.npy", frames)
+    images = sources.FileImages([sources.embedded_dir() / "coffee.png"])
+    run, predictor = str(conditioned_run), "quality"
+    rows = compare.compare([run], ["jpeg:20"], images, predictor, [35], sources.ClipSet(tmp_path))
+    restorer = inference.Restorer(conditioned_run, inference.QualityEstimator(predictor))
+    jpeg = degrade.jpeg_roundtrip(photo, 20)
+    assert rows[0][run] == pytest.approx(metrics.psnr(restorer.restore_pixels(jpeg, 20), photo))
+    decoded = degrade.video_roundtrip(frames, "h264", 35)
+    chosen = protocol.clip_quality(restorer, decoded)
+    assert chosen.method == "network" and chosen.quality == round(chosen.quality, 1)
+    restored = restorer.restore_frames(decoded, chosen.quality)
+    expected = np.mean([metrics.psnr(r, o) for r, o in zip(restored, frames)])
+    assert rows[1]["images"] == 6 and rows[1][f"{run} quality"] == "predicted"
+    assert rows[1][run] == pytest.approx(expected)
+    (oracle,) = compare.compare([run], [], images, None, [35], sources.ClipSet(tmp_path))
+    assert oracle[f"{run} quality"] == "oracle" and np.isfinite(oracle[run])

@@ -15,7 +15,7 @@ from conftest import restore_run
 
 from jaxrestore.data import pipeline, sources
 from jaxrestore.media import image as image_io
-from jaxrestore.training import checkpoint, loop, sharding
+from jaxrestore.training import checkpoint, loop, sharding, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,7 +121,7 @@ def test_multiprocess_run_reads_disjoint_shards_and_restores_in_one_process(tmp_
     from jaxrestore.training import configs
 
     config = configs.load("gan:tiny")
-    total = loop.run_length(config)[1]
+    total = stages.get(config.stage).run_length(config)[1]
     # Both processes trained: each saved its own data-stream position.
     data_dir = workdir / "checkpoints" / str(total) / "data"
     data_states = sorted(p.name for p in data_dir.glob("process_*.json"))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import restore_run
 
-from jaxrestore import plot_run
 from jaxrestore.data import pipeline
+from jaxrestore.evaluation import curves
 from jaxrestore.training import checkpoint, sharding
 from jaxrestore.training import workdir as workdir_lib
 from jaxrestore.training.stages import ssim
@@ -89,7 +89,7 @@ def test_main_writes_metrics_and_held_out_evaluation(tmp_path, tiny_config, caps
     per_image = json.loads((tmp_path / "eval" / "step_12.json").read_text())
     assert set(per_image) == {"coffee", "rocket"}
     # The run's curves, as the training record plots them.
-    drawn = plot_run.plot([tmp_path], tmp_path / "curves.png")[str(tmp_path)]
+    drawn = curves.plot([tmp_path], tmp_path / "curves.png")[str(tmp_path)]
     assert [step for step, _ in drawn["loss"]["loss"]] == list(range(2, 13, 2))
     assert drawn["gain"]["q10"] == [(12, row["eval/psnr_gain_q10"])]
     lpips_ratio = row["eval/lpips_restored_q40"] / row["eval/lpips_jpeg_q40"]

@@ -1,9 +1,9 @@
 """`prepare`: build a study folder from images and video frames.
 
 For every item (an image, or one of `--frames` frames spread through a video) and
-every quality: the compressed version (`evaluate.compress`: JPEG QF, H.264 CRF or
+every quality: the compressed version (`protocol.compress`: JPEG QF, H.264 CRF or
 MPEG-2 quantiser) and each method's restoration of it (the restore command's
-tiled path, through `evaluate.Evaluator`), all saved as PNG under opaque names,
+tiled path, through `evaluation.protocol.Evaluator`), all saved as PNG under opaque names,
 plus the original as the reference. The trials (design.build_trials) and every
 choice made on the way go into study.json. The folder is built under a temporary
 name beside OUT and renamed only when complete.
@@ -23,8 +23,8 @@ import numpy as np
 import tqdm
 from PIL import Image
 
-from jaxrestore import evaluate
 from jaxrestore.data import degrade
+from jaxrestore.evaluation import protocol
 from jaxrestore.inference import loader
 from jaxrestore.media import image as image_io
 from jaxrestore.media import video
@@ -58,8 +58,8 @@ def parse_methods(methods: list[str] | None, checkpoints: list[str] | None) -> d
 
 
 def check_qualities(codec: str, qualities: list[int]) -> None:
-    if codec not in evaluate.CODECS:
-        raise ValueError(f"--codec must be one of {', '.join(evaluate.CODECS)}, got {codec!r}")
+    if codec not in protocol.CODECS:
+        raise ValueError(f"--codec must be one of {', '.join(protocol.CODECS)}, got {codec!r}")
     low, high = (1, 100) if codec == "jpeg" else degrade.STRENGTH_RANGES[codec]
     for quality in qualities:
         if not low <= quality <= high:
@@ -143,7 +143,7 @@ def save_png(
 def build(
     folder: Path,
     items: dict[str, dict],
-    evaluators: dict[str, evaluate.Evaluator],
+    evaluators: dict[str, protocol.Evaluator],
     codec: str,
     qualities: list[int],
     seed: int,
@@ -157,11 +157,10 @@ def build(
         original = info["rgb"]
         pictures = {design.ORIGINAL: save_png(images, seed, item, None, design.ORIGINAL, original)}
         for quality in qualities:
-            compressed, _ = evaluate.compress(original, codec, quality)
+            compressed, _ = protocol.compress(original, codec, quality)
             versions = {design.COMPRESSED: compressed}
             for method, evaluator in evaluators.items():
-                level = evaluator.quality_for(compressed, quality)
-                versions[method] = evaluator.tiled.restore(compressed, level)
+                versions[method] = evaluator.restore(compressed, quality)
             pictures[str(quality)] = {
                 version: save_png(images, seed, item, quality, version, rgb)
                 for version, rgb in versions.items()
@@ -198,10 +197,10 @@ def prepare(args) -> Path:
     items = load_items(found, args.frames, crop, even=args.codec != "jpeg")
     # Conditioned generators get the JPEG QF directly; other codecs need the predictor.
     predictor = str(loader.DEFAULT_PREDICTOR) if args.codec != "jpeg" else None
-    settings = evaluate.Settings(qualities=args.quality, codec=args.codec, dtype=args.dtype)
+    settings = protocol.Settings(qualities=args.quality, codec=args.codec, dtype=args.dtype)
     evaluators = {}
     for name, checkpoint in methods.items():
-        evaluators[name] = evaluate.Evaluator(checkpoint, predictor, settings)
+        evaluators[name] = protocol.Evaluator(checkpoint, predictor, settings)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         built = build(partial, items, evaluators, args.codec, args.quality, args.seed)
