@@ -34,6 +34,7 @@ from jaxrestore.evaluation import no_reference, tasks
 from jaxrestore.inference import loader
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.quality import VIDEO_FRAMES_SAMPLED, Choice
+from jaxrestore.media import video
 
 CODECS = ("jpeg", "h264", "mpeg2")
 VIDEO_METRICS = ("psnr", "ssim", "lpips")
@@ -245,8 +246,9 @@ def temporal_consistency(original: np.ndarray, version: np.ndarray) -> float:
 
 
 def read_clip(path: Path, limit: int) -> np.ndarray:
-    """Up to `limit` frames [T, H, W, 3] of a video file or a .npy clip (the first clip
-    of a [clips, T, H, W, 3] array)."""
+    """Up to `limit` frames [T, H, W, 3] of a video file (decoded as restoring decodes
+    it, `media.video.read_frames`) or a .npy clip (the first clip of a
+    [clips, T, H, W, 3] array)."""
     if path.suffix == ".npy":
         array = np.load(path, mmap_mode="r")
         array = array[0] if array.ndim == 5 else array
@@ -255,22 +257,7 @@ def read_clip(path: Path, limit: int) -> np.ndarray:
                 f"{path}: expected uint8 [T, H, W, 3], got {array.dtype} {array.shape}"
             )
         return np.array(array[:limit])
-    import av
-
-    frames = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path}: no video stream")
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if len(frames) == limit:
-                    break
-    except av.FFmpegError as error:
-        raise ValueError(f"{path}: cannot read video ({error.strerror or error})") from None
-    if not frames:
-        raise ValueError(f"{path}: no decodable frames")
-    return np.stack(frames)
+    return video.read_frames(path, limit)
 
 
 def evaluate(
