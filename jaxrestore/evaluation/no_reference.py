@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxrestore.evaluation.tasks import INSTALL_HINT
+from jaxrestore.evaluation.task_models import INSTALL_HINT
 
 
 def brisque_scorer():

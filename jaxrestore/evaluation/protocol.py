@@ -30,7 +30,7 @@ import tqdm
 
 from jaxrestore import inference, metrics
 from jaxrestore.data import degrade, sources
-from jaxrestore.evaluation import no_reference, tasks
+from jaxrestore.evaluation import no_reference, task_models, tasks
 from jaxrestore.inference import loader
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.quality import VIDEO_FRAMES_SAMPLED, Choice
@@ -129,7 +129,7 @@ def clip_quality(restorer: inference.Restorer, frames: np.ndarray) -> Choice:
 
 def _task_models():
     try:
-        return tasks.TaskModels(), None
+        return task_models.TaskModels(), None
     except (ImportError, RuntimeError, FileNotFoundError) as error:
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
@@ -170,7 +170,7 @@ class Evaluator:
             "conditioned": self.restorer.conditioned,
             "predictor": str(self.predictor) if self.predictor else None,
             "dtype": self.settings.dtype,
-            "jaxrestore": tasks.package_version("jaxrestore"),
+            "jaxrestore": task_models.package_version("jaxrestore"),
             "jax": jax.__version__,
             "device": jax.devices()[0].device_kind,
         }
@@ -325,7 +325,7 @@ def evaluate(
         "images": len(per_image),
         "tile": settings.tile,
         "overlap": settings.overlap,
-        "brisque": brisque_note or f"brisque {tasks.package_version('brisque')}",
+        "brisque": brisque_note or f"brisque {task_models.package_version('brisque')}",
         "seconds": round(seconds, 1),
         "seconds_per_image": round(seconds / max(len(per_image), 1), 2),
         "conventions": CONVENTIONS,
