@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "launch" / "colab_demo.ipynb"
 CELL_TIMEOUT_S = 600
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from jaxrestore.training import checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
 TOTAL = 18  # steps; checkpoints every 6, metrics every 2
 COMMON = (
     "--config.checkpoint_every_steps=6",
@@ -128,7 +128,7 @@ ALL_FAULTS = ("SIGTERM", "SIGKILL", "kill_in_save")
 GAN_SLOW = pytest.mark.skipif(
     os.environ.get("JAXRESTORE_SLOW_TESTS") != "1",
     reason="100 s (three GAN runs); its save, commit and signal paths are the ssim chain's, "
-    "the GAN state's checkpoints are restored by test_sharding's multi-process test; set "
+    "the GAN state's checkpoints are restored by training/test_sharding's multi-process test; set "
     "JAXRESTORE_SLOW_TESTS=1 to run it",
 )
 # (stage, seed, faults): the order and points of each chain's faults are drawn from its

@@ -10,11 +10,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import make_video, run_here
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from test_restore import run_here
-from test_video import make_video
 
 from jaxrestore.media import image as image_io
 from jaxrestore.media import video

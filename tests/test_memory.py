@@ -3,11 +3,9 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from test_video import make_video
+from helpers import ROOT, make_video
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 2000
 WARM_UP = 200  # frames: compiled, thread pools and codec buffers in place
 MB = 1_000_000

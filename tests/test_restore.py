@@ -1,39 +1,21 @@
 """The restore command on images: tiling, compilations, memory, formats, bad input."""
 
 import functools
-import io
 import json
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import small_generator
+from helpers import ROOT, assert_each_refused, bad_inputs, run_cli, run_here, small_generator
 from PIL import Image
 
-from jaxrestore import restore
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.loader import Model
 from jaxrestore.models import generator as generator_lib
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args):
-    """The command in a fresh process (for its exit status and memory)."""
-    command = [sys.executable, "-m", "jaxrestore.restore", *map(str, args)]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
-def run_here(capsys, *args) -> tuple[int, str]:
-    """The command in this process: (exit status, stderr)."""
-    status = restore.run([str(a) for a in args])
-    return status, capsys.readouterr().err
 
 
 def test_tiled_equals_untiled_and_compiles_once_per_tile_shape(photo):
@@ -98,45 +80,6 @@ def test_grayscale_stays_gray_and_alpha_is_untouched(tmp_path, photo, model_dir,
     with Image.open(out / "in" / "sub" / "rgba.png") as restored:
         assert restored.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(restored)[..., 3], alpha)
-
-
-def bad_inputs(folder: Path, photo: np.ndarray) -> dict[str, Path]:
-    files = {}
-    buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, "JPEG", quality=30)
-    files["truncated"] = folder / "truncated.jpg"
-    files["truncated"].write_bytes(buffer.getvalue()[:2000])
-    files["corrupt"] = folder / "corrupt.png"
-    files["corrupt"].write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
-    files["not an image"] = folder / "notes.jpg"
-    files["not an image"].write_text("these are words, not pixels\n")
-    files["tiny"] = folder / "tiny.png"
-    Image.fromarray(photo[:4, :4]).save(files["tiny"])
-    files["16-bit"] = folder / "deep.png"
-    Image.fromarray(photo[..., 0].astype(np.uint16) * 257).save(files["16-bit"])
-    files["empty"] = folder / "empty.webp"
-    files["empty"].write_bytes(b"")
-    # A PNG header claiming 60000x60000 pixels (3.6 gigapixels), and no data.
-    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + header
-    files["huge"] = folder / "huge.png"
-    files["huge"].write_bytes(
-        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    )
-    return files
-
-
-def assert_each_refused(capsys, files: dict[str, Path], out: Path, suffix: str, model) -> None:
-    """Each file: a non-zero exit, one stderr line naming it, no output or temporary."""
-    for what, path in files.items():
-        target = out / f"{path.stem}{suffix}"
-        status, err = run_here(
-            capsys, path, "--output", target, "--checkpoint", model, "--quality", "30"
-        )
-        assert status != 0, what
-        errors = [line for line in err.splitlines() if str(path) in line]
-        assert len(errors) == 1, (what, err)
-        assert not target.exists() and not list(out.glob(".*partial*")), what
 
 
 def test_bad_inputs_fail_with_one_line_naming_the_file_and_leave_no_output(

@@ -2,7 +2,7 @@
 
 This module exists for two things only: the `reference` benchmark of
 `python -m jaxrestore.bench` (how fast the same network runs and trains in
-PyTorch on this machine) and `tests/test_torch_reference.py`, which checks that
+PyTorch on this machine) and `tests/bench/test_torch_reference.py`, which checks that
 the port computes what the JAX code computes (outputs, losses and gradients).
 It needs `pip install torch`; torch is not a dependency of jaxrestore, and
 restoring and training never import this module.

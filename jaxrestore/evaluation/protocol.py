@@ -30,7 +30,8 @@ import tqdm
 
 from jaxrestore import inference, metrics
 from jaxrestore.data import degrade, sources
-from jaxrestore.evaluation import no_reference, task_models, tasks
+from jaxrestore.evaluation import no_reference, tasks
+from jaxrestore.evaluation.task_models import TaskModels, package_version
 from jaxrestore.inference import loader
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.quality import VIDEO_FRAMES_SAMPLED, Choice
@@ -129,7 +130,7 @@ def clip_quality(restorer: inference.Restorer, frames: np.ndarray) -> Choice:
 
 def _task_models():
     try:
-        return task_models.TaskModels(), None
+        return TaskModels(), None
     except (ImportError, RuntimeError, FileNotFoundError) as error:
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
@@ -170,7 +171,7 @@ class Evaluator:
             "conditioned": self.restorer.conditioned,
             "predictor": str(self.predictor) if self.predictor else None,
             "dtype": self.settings.dtype,
-            "jaxrestore": task_models.package_version("jaxrestore"),
+            "jaxrestore": package_version("jaxrestore"),
             "jax": jax.__version__,
             "device": jax.devices()[0].device_kind,
         }
@@ -325,7 +326,7 @@ def evaluate(
         "images": len(per_image),
         "tile": settings.tile,
         "overlap": settings.overlap,
-        "brisque": brisque_note or f"brisque {task_models.package_version('brisque')}",
+        "brisque": brisque_note or f"brisque {package_version('brisque')}",
         "seconds": round(seconds, 1),
         "seconds_per_image": round(seconds / max(len(per_image), 1), 2),
         "conventions": CONVENTIONS,

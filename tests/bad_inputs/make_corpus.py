@@ -21,7 +21,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the tests' own helpers
 
-from test_video import make_video  # noqa: E402
+from helpers import make_video  # noqa: E402
 
 from jaxrestore.data import sources  # noqa: E402
 from jaxrestore.media import image as image_io  # noqa: E402

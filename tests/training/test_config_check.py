@@ -1,12 +1,11 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from jaxrestore.training import config_check, configs
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [
     ("ssim", ("default", "cpu", "universal", "universal_cpu", "h264", "h264_cpu", "tiny")),
     ("gan", ("default", "cpu", "universal", "universal_cpu", "tiny")),

@@ -1,66 +1,16 @@
 """The restore command on video: streams, timestamps and audio kept, bad files refused."""
 
-import fractions
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from conftest import small_generator
-from test_restore import assert_each_refused, run_here
+from helpers import NTSC, assert_each_refused, make_video, run_here, small_generator
 
 from jaxrestore import restore
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.loader import Model
 from jaxrestore.media import video
-
-NTSC = fractions.Fraction(30000, 1001)
-
-
-def make_video(
-    path: Path,
-    photo: np.ndarray,
-    frames: int = 10,
-    size: tuple[int, int] = (96, 64),
-    rate: fractions.Fraction = NTSC,
-    audio: bool = True,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    pts: list[int] | None = None,
-) -> None:
-    """A clip panning over the photo (H.264 at CRF 35 by default; the pan wraps round
-    for long clips), with a 440 Hz AAC tone as long as the video; `pts` (in 1/1000 s)
-    makes the frame rate variable."""
-    width, height = size
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if codec == "libx264":
-            stream.options = {"crf": "35", "preset": "veryfast"}
-        if pts is not None:
-            stream.codec_context.time_base = fractions.Fraction(1, 1000)
-        if audio:
-            sound = out.add_stream("aac", rate=48000)
-            sound.layout = "stereo"
-        for i in range(frames):
-            top = i * 3 % (photo.shape[0] - height + 1)
-            left = i * 5 % (photo.shape[1] - width + 1)
-            crop = np.ascontiguousarray(photo[top : top + height, left : left + width])
-            frame = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(format=pix_fmt)
-            if pts is not None:
-                frame.pts, frame.time_base = pts[i], fractions.Fraction(1, 1000)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-        if audio:
-            samples = int(48000 * frames / rate)
-            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)
-            tone = np.stack([tone, tone]).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = np.ascontiguousarray(tone[:, start : start + 1024])
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = 48000, start
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode(None))
 
 
 def read_back(path: Path) -> dict:

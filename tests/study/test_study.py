@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import bad_inputs, make_video
 from PIL import Image
 from scipy import stats as scipy_stats
-from test_restore import bad_inputs
-from test_video import make_video
 
 from jaxrestore.data import degrade
 from jaxrestore.study import __main__ as cli

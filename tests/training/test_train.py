@@ -5,15 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import restore_run
+from helpers import ROOT, restore_run
 
 from jaxrestore.data import pipeline
 from jaxrestore.evaluation import curves
 from jaxrestore.training import checkpoint, sharding
 from jaxrestore.training import workdir as workdir_lib
 from jaxrestore.training.stages import ssim
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_loss_falls_over_a_tiny_run(tiny_config):

@@ -12,6 +12,8 @@ torch = pytest.importorskip(
     "torch", reason="the PyTorch benchmark reference needs torch (pip install torch)"
 )
 
+from helpers import ROOT  # noqa: E402
+
 from jaxrestore import losses  # noqa: E402
 from jaxrestore.bench import torch_reference as tr  # noqa: E402
 from jaxrestore.inference import loader  # noqa: E402
@@ -24,9 +26,8 @@ WEIGHTS = "jaxrestore/weights/ssim_universal"
 
 @pytest.fixture(scope="module")
 def packaged():
-    from pathlib import Path
 
-    config, params = loader.read_params(Path(__file__).resolve().parents[1] / WEIGHTS)
+    config, params = loader.read_params(ROOT / WEIGHTS)
     return config, params
 
 

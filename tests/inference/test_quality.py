@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import imagecodecs
@@ -14,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import ROOT
 from PIL import Image
 
 from jaxrestore import estimate_quality, inference, metrics
@@ -22,8 +22,6 @@ from jaxrestore.media import image as image_io
 from jaxrestore.media import jpeg_tables
 from jaxrestore.models import generator as generator_lib
 from jaxrestore.models import quality as quality_lib
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

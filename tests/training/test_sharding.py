@@ -6,18 +6,15 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from conftest import restore_run
+from helpers import ROOT, restore_run
 
 from jaxrestore.data import pipeline, sources
 from jaxrestore.media import image as image_io
 from jaxrestore.training import checkpoint, loop, sharding, stages
-
-ROOT = Path(__file__).resolve().parents[1]
 
 needs_8_devices = pytest.mark.skipif(
     jax.device_count() < 8, reason="needs 8 devices (JAX_NUM_CPU_DEVICES=8, set by conftest)"
