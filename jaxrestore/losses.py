@@ -1,4 +1,5 @@
-"""Losses and image-quality measures shared by training and evaluation."""
+"""Training losses on [0, 1] images: SSIM (Gaussian window, fast gradient), L1; and the
+8-bit quantisation a saved output goes through."""
 
 from __future__ import annotations
 
