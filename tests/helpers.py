@@ -16,6 +16,8 @@ from PIL import Image
 from jaxrestore import restore
 
 ROOT = Path(__file__).resolve().parents[1]
+# The hand-made hostile files (tests/bad_inputs/README.md says what each is).
+CORPUS = ROOT / "tests" / "bad_inputs"
 
 
 NTSC = fractions.Fraction(30000, 1001)

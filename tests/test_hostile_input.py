@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers import make_video, run_here
+from helpers import CORPUS, make_video, run_here
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -18,7 +18,6 @@ from PIL import Image
 from jaxrestore.media import image as image_io
 from jaxrestore.media import video
 
-CORPUS = Path(__file__).parent / "bad_inputs"
 # What the batch must do with each corpus file (tests/bad_inputs/README.md says why).
 RESTORED = {
     "corrupt_middle.jpg": "RGB",

@@ -8,12 +8,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import CORPUS
 from PIL import Image
 
 from jaxrestore.data import assemble
 from jaxrestore.media import video
 
-CORPUS = Path(__file__).parent / "bad_inputs"
 HEIGHT, WIDTH = 48, 64
 
 
