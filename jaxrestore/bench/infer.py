@@ -17,7 +17,6 @@ from jaxrestore.bench.common import (
 )
 from jaxrestore.inference import loader
 from jaxrestore.inference import restorer as restorer_lib
-from jaxrestore.inference.loader import Model
 
 
 def frame_sizes(quick: bool) -> list[tuple[str, int, int]]:
@@ -30,11 +29,8 @@ def run(args) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
-    from jaxrestore.models import generator as generator_lib
-
-    config, params = loader.read_params("ssim", "generator")
-    model = generator_lib.make_generator(config.model)
-    params = jax.device_put(params)
+    packaged = loader.load("ssim", "generator")  # its params already on the device
+    params, model = packaged.params, packaged.module
     batch = 1 if jax.default_backend() == "cpu" else 4
     records = []
     for label, height, width in frame_sizes(args.quick):
@@ -60,7 +56,7 @@ def run(args) -> list[dict]:
                 ("whole", restorer_lib.Tiling(tile=2048, overlap=0, batch=batch)),
                 ("tiled", restorer_lib.Tiling(tile=256 if args.quick else 512, batch=batch)),
             ):
-                restorer = restorer_lib.Restorer(Model(model, params), None, tiling, dtype)
+                restorer = restorer_lib.Restorer(packaged, None, tiling, dtype)
                 if tiling_name == "whole":  # the video path: the batch of frames at once
 
                     def restore_all(r=restorer, f=frames):

@@ -46,7 +46,6 @@ def worker(args) -> None:
     import torch
 
     from jaxrestore.bench import torch_reference
-    from jaxrestore.models import generator as generator_lib
     from jaxrestore.training import loop, sharding
     from jaxrestore.training.stages import ssim
 
@@ -57,8 +56,8 @@ def worker(args) -> None:
         if on_gpu:
             torch.cuda.synchronize()
 
-    config, params = loader.read_params("ssim", "generator")
-    model = generator_lib.make_generator(config.model)
+    packaged = loader.load("ssim", "generator")
+    config, params, model = packaged.config, packaged.params, packaged.module
     reference = torch_reference.from_flax(params, config.model).to(torch_device).eval()
     threads = f"{torch.get_num_threads()} threads" if not on_gpu else torch.cuda.get_device_name()
     device = device_name() + f" | torch {torch.__version__} ({threads})"

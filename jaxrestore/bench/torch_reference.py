@@ -11,7 +11,7 @@ restoring and training never import this module.
   with the same NHWC [B, H, W, 3] interface in [0, 1];
 - `from_flax(params, model_config)` builds one from a JAX params tree (an
   export, e.g. `jaxrestore/weights/ssim_universal`, loaded by
-  `jaxrestore.inference.loader.read_params`);
+  `jaxrestore.inference.loader.load`);
 - `ssim_loss` and `l1_loss` are `jaxrestore.losses.ssim_loss` and `l1_loss`;
 - `make_train_step` is the stage-1 step of `jaxrestore.training.stages.ssim.train_step`.
 

@@ -1,1 +1,2 @@
-"""Data: image sources, degradations (codecs) and the grain input pipeline."""
+"""Data: image sources, degradations (codecs), the grain input pipeline, the assembly of
+the default photo set (`assemble`) and TFDS packing (`tfds_pack`)."""

@@ -161,8 +161,9 @@ def open_tfds(name: str, split: str, data_dir: str | None):
         return tfds.data_source(name, split=split, data_dir=data_dir or None)
     except Exception as error:  # tfds raises many types; the message is what matters
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "the default TFDS data_dir"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FileNotFoundError(f"tfds:{name} split {split!r} in {where}: {reason}") from None
+        raise FileNotFoundError(
+            f"tfds:{name} split {split!r} in {where}: {reason(error)}"
+        ) from None
 
 
 def resolve_photo_set(root: Path) -> dict[str, ImageSet]:

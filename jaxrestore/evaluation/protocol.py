@@ -35,6 +35,7 @@ from jaxrestore.evaluation.task_models import TaskModels, package_version
 from jaxrestore.inference import loader
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.quality import VIDEO_FRAMES_SAMPLED, Choice
+from jaxrestore.media import image as image_io
 from jaxrestore.media import video
 
 CODECS = ("jpeg", "h264", "mpeg2")
@@ -91,7 +92,7 @@ def image_set(
     source (`config.data.source` and `.dir`); the first `limit` of them (0: all)."""
     if folder:
         files = sorted(
-            p for p in Path(folder).rglob("*") if p.suffix.lower() in sources.IMAGE_SUFFIXES
+            p for p in Path(folder).rglob("*") if p.suffix.lower() in image_io.IMAGE_SUFFIXES
         )
         if not files:
             raise ValueError(f"{folder}: no images found")

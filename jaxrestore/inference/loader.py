@@ -44,7 +44,6 @@ PACKAGED = {
 PACKAGED_GENERATORS = ("ssim", "gan")
 DEFAULT_GENERATOR = "ssim"
 DEFAULT_PREDICTOR = "quality"
-KINDS = ("generator", "quality")
 BAD_CONFIG = "its model config does not build a network"
 
 
@@ -95,11 +94,11 @@ def _stage_of(config: ml_collections.ConfigDict, source: str | Path) -> stages.S
 
 
 def read_params(
-    source: str | Path, kind: str | None = None
+    source: str | Path, kind: str | None = None, step: int | None = None
 ) -> tuple[ml_collections.ConfigDict, Any]:
-    """(config, params) of an export or of a training workdir's newest checkpoint (the
-    params of the network its stage trains); `kind` ('generator' or 'quality'), when
-    given, is checked."""
+    """(config, params) of an export or of a training workdir's checkpoint of `step`
+    (default the newest; the params of the network its stage trains); `kind`
+    ('generator' or 'quality'), when given, is checked."""
     path = as_dir(resolve(source))
     exported = (path / "model.json").exists()
     if not exported and not (path / "checkpoints").is_dir():
@@ -118,20 +117,25 @@ def read_params(
                 f"({type(error).__name__}: {reason(error)})"
             ) from None
     else:
-        config = _guarded(source, "cannot read the saved config", checkpoint.load_config, path)
+        config = _guarded(
+            source, "cannot read the saved config", checkpoint.load_config, path, step
+        )
     stage = _stage_of(config, source)
     if kind is not None and stage.kind != kind:
         what = "a quality predictor" if stage.kind == "quality" else f"a {config.stage!r} run"
         wanted = "a quality predictor" if kind == "quality" else "a generator"
         raise ValueError(f"{source}: {what}, not {wanted}")
     if exported:
+        if step is not None:
+            raise ValueError(f"{source}: an export has one set of params, not steps")
         if not (path / "params").is_dir():
             raise FileNotFoundError(f"{source}: model.json but no params/ beside it")
         params = _guarded(
             source, "cannot read params/", checkpoint.restore_on_one_device, path / "params"
         )
         return config, params
-    tree = _guarded(source, "cannot read its newest checkpoint", checkpoint.load_state_tree, path)
+    what = "cannot read its newest checkpoint" if step is None else f"cannot read step {step}"
+    tree = _guarded(source, what, checkpoint.load_state_tree, path, step)
     return config, stage.model_params(tree)
 
 

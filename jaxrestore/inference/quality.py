@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrestore.data import sources
 from jaxrestore.inference import loader
 from jaxrestore.media import image as image_io
 from jaxrestore.media import jpeg_tables, video
@@ -45,10 +44,6 @@ class QualityEstimator:
     def estimate_frames(self, frames: list[np.ndarray] | np.ndarray) -> list[float]:
         return [self.estimate(frame) for frame in frames]
 
-    def estimate_file(self, path: str | Path) -> dict[str, Any]:
-        """{'quality', 'method', ...} of an image or video file (see `estimate_file`)."""
-        return estimate_file(path, self)
-
 
 class Choice(NamedTuple):
     quality: float
@@ -68,6 +63,17 @@ def parse_quality(quality: str | float) -> float | None:
     return value
 
 
+def _from_tables(path: str | Path) -> jpeg_tables.TableQuality | None:
+    """The QF of a JPEG file from its quantisation tables; None for any other file."""
+    tables = jpeg_tables.read_tables(path) if image_io.looks_like_image(Path(path)) else None
+    return None if tables is None else jpeg_tables.quality_from_tables(tables)
+
+
+def _network_needed(path: str | Path | None, is_video: bool) -> ValueError:
+    what = "a video" if is_video else "an image that is not a JPEG file"
+    return ValueError(f"{path or 'input'}: quality 'auto' on {what} needs the quality predictor")
+
+
 def choose(
     quality: str | float,
     conditioned: bool,
@@ -76,72 +82,65 @@ def choose(
     path: str | Path | None = None,
     frames: np.ndarray | list[np.ndarray] | None = None,
 ) -> Choice:
-    """The QF for one input (see the module docstring): `image` (uint8 RGB) and/or its
-    file `path`, or a video's sampled `frames` (read from `path` when not given)."""
+    """The QF for one input (see the module docstring): an image (`image`, uint8 RGB,
+    and/or its file `path`) or a video (its sampled `frames`, or its file `path`)."""
     if not conditioned:
         return Choice(PLACEHOLDER_QUALITY, "unused")
     given = parse_quality(quality)
     if given is not None:
         return Choice(given, "given")
-    is_video = path is not None and video.is_video(Path(path))
+    is_video = frames is not None or (path is not None and video.is_video(Path(path)))
     if path is not None and not is_video:
-        tables = jpeg_tables.read_tables(path)
-        if tables is not None:
-            return Choice(
-                float(jpeg_tables.quality_from_tables(tables).quality), "quantization-table"
-            )
+        found = _from_tables(path)
+        if found is not None:
+            return Choice(float(found.quality), "quantization-table")
     if estimator is None:
-        what = "a video" if is_video or frames is not None else "a non-JPEG input"
-        raise ValueError(f"{path or 'input'}: --quality auto on {what} needs the quality predictor")
-    if frames is None and image is None:
-        frames = video.sample_frames(Path(path), VIDEO_FRAMES_SAMPLED)
-    if frames is not None:
-        # As `estimate_file` reports it (and the restore command has always used it).
-        return Choice(round(float(np.median(estimator.estimate_frames(frames))), 1), "network")
+        raise _network_needed(path, is_video)
+    if is_video:
+        if frames is None:
+            frames = video.sample_frames(Path(path), VIDEO_FRAMES_SAMPLED)
+        return Choice(video_quality(estimator.estimate_frames(frames)), "network")
+    if image is None:
+        if path is None:
+            raise ValueError("choose: give the image, its file or a video's frames")
+        image = image_io.read_image(str(path))
     return Choice(estimator.estimate(image), "network")
 
 
+def video_quality(estimates: list[float]) -> float:
+    """A video's QF from its frames' estimates: their median, to 0.1 (as reported)."""
+    return round(float(np.median(estimates)), 1)
+
+
 def estimate_file(path: str | Path, estimator: QualityEstimator | None) -> dict[str, Any]:
-    """A JPEG's QF from its quantisation tables (exact for libjpeg's tables); any
-    other image or a video through the network (`estimator`). Raises ValueError
-    with a one-line reason for unreadable files."""
+    """What `choose` finds for a file, with how: a JPEG's QF from its quantisation
+    tables (exact for libjpeg's tables); any other image or a video through the
+    network (`estimator`; for a video also the per-frame estimates). Raises
+    ValueError with a one-line reason for unreadable files."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    tables = jpeg_tables.read_tables(path) if _looks_like_image(path) else None
-    if tables is not None:
-        found = jpeg_tables.quality_from_tables(tables)
+    found = _from_tables(path)
+    if found is not None:
         return {
             "file": str(path),
             "quality": found.quality,
             "method": "quantization-table",
             "exact": found.exact,
         }
+    is_video = not image_io.looks_like_image(path)
     if estimator is None:
-        raise ValueError(f"{path}: not a JPEG file; estimating its quality needs the predictor")
-    if _looks_like_image(path):
+        raise _network_needed(path, is_video)
+    if not is_video:
         quality = estimator.estimate(image_io.read_image(str(path)))
         return {"file": str(path), "quality": round(quality, 1), "method": "network"}
-    frames = video.sample_frames(path, VIDEO_FRAMES_SAMPLED)
-    qualities = estimator.estimate_frames(frames)
+    qualities = estimator.estimate_frames(video.sample_frames(path, VIDEO_FRAMES_SAMPLED))
     return {
         "file": str(path),
-        "quality": round(float(np.median(qualities)), 1),
+        "quality": video_quality(qualities),
         "method": "network",
         "frames_sampled": len(qualities),
         "quality_min": round(min(qualities), 1),
         "quality_max": round(max(qualities), 1),
         "per_frame": [round(q, 1) for q in qualities],
     }
-
-
-def _looks_like_image(path: Path) -> bool:
-    if path.suffix.lower() in sources.IMAGE_SUFFIXES:
-        return True
-    from PIL import Image
-
-    try:
-        with Image.open(path):
-            return True
-    except (OSError, ValueError):
-        return False

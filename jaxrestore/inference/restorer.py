@@ -226,13 +226,6 @@ class Restorer:
         """The QF this generator gets for an input (`quality.choose`)."""
         return choose(quality, self.conditioned, self.estimator, image, path, frames)
 
-    def quality_for(
-        self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
-    ) -> tuple[float, str]:
-        """(QF, how it was found) for `image`: given, the file's tables, or the network."""
-        found = choose(quality, True, self.estimator, image, path)
-        return found.quality, found.method
-
     def restore(
         self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
     ) -> tuple[np.ndarray, float | None]:

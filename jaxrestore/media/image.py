@@ -22,7 +22,6 @@ from PIL import Image, ImageOps
 
 from jaxrestore.errors import reason
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Larger images are refused from their header, before decoding: room for 100-megapixel
 # camera files, and a bound on what a few KB of hostile PNG can make us allocate.
 MAX_PIXELS = 120_000_000
@@ -36,6 +35,7 @@ FORMATS = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
 }
+IMAGE_SUFFIXES = tuple(FORMATS)  # what is read as an image is what can be written
 
 
 def as_rgb8(array: np.ndarray, what: str) -> np.ndarray:
@@ -183,3 +183,17 @@ def save_image(loaded: Loaded, restored: np.ndarray, output: Path, fmt: str) -> 
         os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether `path` is an image file: by its suffix, else by Pillow recognising its
+    header (nothing is decoded)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path):
+                return True
+    except (OSError, ValueError):
+        return False

@@ -1,4 +1,5 @@
-"""Video files in and out of the restore command (PyAV).
+"""Video files in and out (PyAV): the one frame decoder every reader uses (restoring, the
+quality predictor's sampling, evaluation, data assembly), and the restore command's writer.
 
 `restore_video` decodes a file, hands batches of RGB frames to a restoring
 function and encodes what comes back, in three overlapping stages: a reader

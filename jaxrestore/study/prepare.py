@@ -30,7 +30,7 @@ from jaxrestore.media import image as image_io
 from jaxrestore.media import video
 from jaxrestore.study import design, manifest
 
-DEFAULT_METHODS = ("ssim", "gan")
+DEFAULT_METHODS = loader.PACKAGED_GENERATORS
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
@@ -41,9 +41,10 @@ def parse_methods(methods: list[str] | None, checkpoints: list[str] | None) -> d
     chosen: dict[str, str] = {}
     for entry in entries:
         name, _, path = entry.partition("=")
-        if not path and name not in loader.PACKAGED:
+        if not path and name not in loader.PACKAGED_GENERATORS:
             raise ValueError(
-                f"--methods {entry}: not a packaged model ({', '.join(loader.PACKAGED)}); "
+                f"--methods {entry}: not a packaged model "
+                f"({', '.join(loader.PACKAGED_GENERATORS)}); "
                 "give NAME=PATH for a workdir or an export"
             )
         if not NAME.match(name) or name in (design.COMPRESSED, design.ORIGINAL):

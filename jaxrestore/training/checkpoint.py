@@ -19,7 +19,7 @@ from etils import epath
 
 from jaxrestore.errors import one_line
 from jaxrestore.training import stages
-from jaxrestore.training.workdir import as_dir
+from jaxrestore.training.workdir import METRICS_FILE, as_dir, read_metrics
 
 
 class CheckpointError(RuntimeError):
@@ -224,9 +224,43 @@ def restore_on_one_device(directory: epath.Path) -> Any:
     return jax.device_get(checkpointer.restore(directory, abstract))
 
 
-def _step_dir(workdir: str | Path, step: int | None) -> epath.Path:
+def kept_steps(workdir: str | Path) -> list[int]:
+    """The steps of WORKDIR's complete checkpoints, oldest first."""
     with ocp.CheckpointManager(as_dir(workdir) / "checkpoints") as manager:
-        step = manager.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"{workdir}: no checkpoint")
-        return epath.Path(manager.directory) / str(step)
+        return sorted(manager.all_steps())
+
+
+def newest_step(workdir: str | Path) -> int:
+    """The step of WORKDIR's newest complete checkpoint; FileNotFoundError without one."""
+    steps = kept_steps(workdir)
+    if not steps:
+        raise FileNotFoundError(f"{workdir}: no checkpoint")
+    return steps[-1]
+
+
+def best_lpips_step(workdir: str | Path, quality: int) -> tuple[int, dict]:
+    """(step, its eval record) of the kept checkpoint with the lowest held-out LPIPS at
+    QF `quality` whose PSNR gain over JPEG is positive at every evaluated QF."""
+    run = as_dir(workdir)
+    key = f"eval/lpips_restored_q{quality}"
+    if not (run / METRICS_FILE).exists():
+        raise FileNotFoundError(f"{run}: no metrics.jsonl to choose a checkpoint from")
+    kept = set(kept_steps(run))
+    candidates = []
+    for record in read_metrics(run):
+        if key not in record or record["step"] not in kept:
+            continue
+        gains = [v for k, v in record.items() if k.startswith("eval/psnr_gain_q")]
+        if gains and min(gains) > 0:
+            candidates.append(record)
+    if not candidates:
+        raise ValueError(
+            f"{run}: no kept checkpoint has {key} and a PSNR gain at every evaluated QF"
+        )
+    best = min(candidates, key=lambda record: record[key])
+    return int(best["step"]), best
+
+
+def _step_dir(workdir: str | Path, step: int | None) -> epath.Path:
+    step = newest_step(workdir) if step is None else step
+    return as_dir(workdir) / "checkpoints" / str(step)

@@ -8,7 +8,7 @@ another stage), a field only it has is missing. Then sizes, ranges and choices
 are checked (the checks every stage shares here, a stage's own in its module's
 `config_problems`), and the relations between them (a sub-patch that tiles the patch, a
 QF range inside 1–100 with min ≤ max, ...). Checks that need the devices (the
-batch over the mesh's data axis) run in `train` as soon as the mesh exists, still
+batch over the mesh's data axis) run in `training.loop` as soon as the mesh exists, still
 before the first compilation.
 """
 

@@ -1,4 +1,6 @@
-"""Periodic evaluation during training on the held-out photos, per JPEG quality.
+"""Held-out evaluation during training of a generator (both generator stages), per JPEG
+quality; and what every stage's evaluator shares: each process's share of the held-out
+images, the gathering of their scores, the params' local copy.
 
 Outputs are clipped and rounded to 8 bits before scoring, as a saved result
 would be. PSNR on RGB; SSIM on RGB with skimage's Gaussian convention (see
@@ -21,10 +23,10 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jaxrestore import losses, metrics
+from jaxrestore import losses
 from jaxrestore.data import degrade, sources
+from jaxrestore.metrics import psnr
 from jaxrestore.models import perceptual
-from jaxrestore.models import quality as quality_lib
 from jaxrestore.training.state import to_unit
 
 
@@ -75,7 +77,7 @@ class HeldOutEvaluator:
         # and a share of the images; dispatch is asynchronous, so one wave of images
         # (one per device) runs concurrently, and no other process is involved.
         devices = [s.device for s in jax.tree.leaves(generator_params)[0].addressable_shards]
-        params = {d: _local_params(generator_params, d) for d in devices}
+        params = {d: local_params(generator_params, d) for d in devices}
         if self._jpeg_scores is None:
             self._jpeg_scores = self._in_waves(devices, lambda x, d: x)
         restored = self._in_waves(
@@ -96,15 +98,15 @@ class HeldOutEvaluator:
             }
             for i, name in enumerate(self.names)
         }
-        metrics = {}
+        scores = {}
         for q in self.qualities:
             rows = [image[str(q)] for image in per_image.values()]
             for key in rows[0]:
-                metrics[f"eval/{key}_q{q}"] = float(np.mean([r[key] for r in rows]))
+                scores[f"eval/{key}_q{q}"] = float(np.mean([r[key] for r in rows]))
             gains = [r["psnr_restored"] - r["psnr_jpeg"] for r in rows]
-            metrics[f"eval/psnr_gain_q{q}"] = float(np.mean(gains))
-            metrics[f"eval/worst_psnr_gain_q{q}"] = float(np.min(gains))
-        return metrics, per_image
+            scores[f"eval/psnr_gain_q{q}"] = float(np.mean(gains))
+            scores[f"eval/worst_psnr_gain_q{q}"] = float(np.min(gains))
+        return scores, per_image
 
     def _in_waves(self, devices: list, candidate_fn) -> list[dict[str, np.ndarray]]:
         """Scores of `candidate_fn(compressed on device, device)` for each image."""
@@ -151,54 +153,6 @@ def gather_rows(rows: list[np.ndarray], mine: list[int], shape: tuple[int, ...])
     return table
 
 
-class QualityEvaluator:
-    """Held-out error of the quality predictor: each held-out image, whole, saved as
-    JPEG at each QF of `config.eval.qualities`; mean absolute error per QF."""
-
-    def __init__(self, config: ml_collections.ConfigDict, images: sources.ImageSet, apply_fn):
-        self.qualities = tuple(int(q) for q in config.eval.qualities)
-        self.names, self.mine = heldout_share(config, images)
-        # Judged as the restore path does: on a centre crop on the 8×8 grid.
-        self.compressed = [
-            np.stack(
-                [
-                    quality_lib.grid_crop(degrade.jpeg_roundtrip(images.load(i), q))
-                    for q in self.qualities
-                ]
-            )
-            for i in self.mine
-        ]
-        self._predict = jax.jit(lambda params, x: apply_fn({"params": params}, to_unit(x)))
-
-    def evaluate(self, params: Any) -> tuple[dict[str, float], dict[str, Any]]:
-        device = jax.local_devices()[0]
-        local = _local_params(params, device)
-        predictions = [
-            self._predict(local, jax.device_put(stack, device)) for stack in self.compressed
-        ]
-        rows = [np.asarray(p)[:, None] for p in jax.device_get(predictions)]
-        table = gather_rows(rows, self.mine, (len(self.names), len(self.qualities), 1))[..., 0]
-        errors = np.abs(table - np.asarray(self.qualities, np.float32))
-        metrics = {
-            f"eval/quality_mae_q{q}": float(errors[:, j].mean())
-            for j, q in enumerate(self.qualities)
-        }
-        metrics["eval/quality_mae"] = float(errors.mean())
-        metrics["eval/quality_max_error"] = float(errors.max())
-        per_image = {
-            name: {str(q): float(table[i, j]) for j, q in enumerate(self.qualities)}
-            for i, name in enumerate(self.names)
-        }
-        return metrics, per_image
-
-    def summary(self, step: int, metrics: dict[str, float]) -> str:
-        parts = [f"q{q}: {metrics[f'eval/quality_mae_q{q}']:.2f}" for q in self.qualities]
-        return (
-            f"eval step {step}: held-out QF error {metrics['eval/quality_mae']:.2f} "
-            f"(max {metrics['eval/quality_max_error']:.1f}; " + ", ".join(parts) + ")"
-        )
-
-
 def _target(candidate: jax.Array, original: jax.Array) -> jax.Array:
     return jnp.broadcast_to(to_unit(original), candidate.shape)
 
@@ -207,7 +161,7 @@ def _target(candidate: jax.Array, original: jax.Array) -> jax.Array:
 def _fidelity(candidate: jax.Array, original: jax.Array) -> dict[str, jax.Array]:
     """PSNR and SSIM of a [B, H, W, 3] candidate in [0, 1] against one uint8 original."""
     target = _target(candidate, original)
-    return {"psnr": metrics.psnr(candidate, target, 1.0), "ssim": losses.ssim(candidate, target)}
+    return {"psnr": psnr(candidate, target, 1.0), "ssim": losses.ssim(candidate, target)}
 
 
 @jax.jit
@@ -215,7 +169,8 @@ def _lpips(candidate: jax.Array, original: jax.Array) -> jax.Array:
     return perceptual.lpips(candidate, _target(candidate, original))
 
 
-def _local_params(params: Any, device) -> Any:
+def local_params(params: Any, device) -> Any:
+    """This process's copy of replicated params, on `device`."""
     return jax.tree.map(lambda x: _local_copy(x, device), params)
 
 

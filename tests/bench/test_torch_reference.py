@@ -3,7 +3,6 @@ generator outputs, losses, gradients and the stage-1 update. It backs the `refer
 benchmark of `python -m jaxrestore.bench`; torch is optional, so without it this skips."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -35,7 +34,7 @@ def random_generator(seed, **fields):
     """The JAX generator with every parameter random, so that none of the zero-initialised
     layers (the output conv, FiLM) hides a mismatch."""
     model = generator_lib.Generator(**fields)
-    example = (jnp.zeros((1, 16, 16, 3)), jnp.full((1,), 50.0))
+    example = generator_lib.example_inputs(16)
     params = jax.eval_shape(model.init, jax.random.key(seed), *example)  # shapes only
     rng = np.random.default_rng(seed)
     params = jax.tree.map(lambda x: 0.1 * rng.standard_normal(x.shape, np.float32), params)

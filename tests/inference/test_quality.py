@@ -202,14 +202,20 @@ def test_restorer_takes_quality_from_tables_network_or_user(
     jpeg = tmp_path / "a.jpg"
     jpeg.write_bytes(pillow_jpeg(photo, 23))
     pixels = image_io.read_image(str(jpeg))
-    assert restorer.quality_for(pixels, "auto", jpeg) == (23.0, "quantization-table")
-    assert restorer.quality_for(pixels, 64, jpeg) == (64.0, "given")
-    network, method = restorer.quality_for(pixels, "auto", None)
+    assert restorer.choose_quality("auto", pixels, jpeg) == (23.0, "quantization-table")
+    assert restorer.choose_quality(64, pixels, jpeg) == (64.0, "given")
+    network, method = restorer.choose_quality("auto", pixels)
     assert method == "network" and 1 <= network <= 100
+    # The file alone: its pixels are read for the predictor (a PNG has no tables).
+    png = tmp_path / "a.png"
+    Image.fromarray(pixels).save(png)
+    assert restorer.choose_quality("auto", path=png) == (network, "network")
+    with pytest.raises(ValueError, match="needs the quality predictor"):
+        inference.Restorer(conditioned_run).choose_quality("auto", pixels, png)
     restored, used = restorer.restore(pixels, "auto", jpeg)
     assert used == 23.0 and restored.shape == pixels.shape and restored.dtype == np.uint8
     with pytest.raises(ValueError, match="1..100"):
-        restorer.quality_for(pixels, 0)
+        restorer.choose_quality(0, pixels)
     with pytest.raises(ValueError, match="not a generator"):
         inference.Restorer(predictor_run)
 
