@@ -38,7 +38,7 @@ animated images, and any image whose header declares more than `--max-pixels`
 (default 120 million: 100-megapixel camera files pass, a few KB of PNG declaring
 gigapixels does not), checked before a pixel is decoded.
 
-Video (`jaxrestore.media.video`): frames go to the device `--batch` at a time while
+Video (`jaxrestore.media.transcode`): frames go to the device `--batch` at a time while
 the next ones decode and the previous ones encode; every frame keeps its
 timestamp and the audio streams are copied packet for packet. `--codec h264`
 (libx264 at `--crf`/`--preset`) or `ffv1` (lossless, .mkv). Frames of at most
@@ -48,7 +48,7 @@ Output is written to a temporary name in the same folder and renamed when
 complete. A file that cannot be restored (unreadable, truncated, any error while
 restoring it) gets a one-line error naming it and nothing is written for it; the
 others are still done, a batch ends with the list of the files that failed (and
-of the videos restored with frames left out, see `jaxrestore.media.video`), and the
+of the videos restored with frames left out, see `jaxrestore.media.transcode`), and the
 exit status is then 1. tests/bad_inputs holds the hostile files this is tested on.
 """
 
@@ -68,7 +68,7 @@ from jaxrestore.errors import reason
 from jaxrestore.inference import loader
 from jaxrestore.inference.restorer import Tiling
 from jaxrestore.media import image as image_io
-from jaxrestore.media import video
+from jaxrestore.media import transcode, video
 
 
 def plan(
@@ -78,9 +78,9 @@ def plan(
     video is "VIDEO"."""
     single = len(inputs) == 1 and not inputs[0].is_dir()
     if single and video.is_video(inputs[0]):
-        if output.suffix.lower() not in video.OUTPUT_SUFFIXES:
+        if output.suffix.lower() not in transcode.OUTPUT_SUFFIXES:
             raise ValueError(
-                f"{output}: a video is written to one of {', '.join(video.OUTPUT_SUFFIXES)}"
+                f"{output}: a video is written to one of {', '.join(transcode.OUTPUT_SUFFIXES)}"
             )
         return [(inputs[0], output, "VIDEO")]
     if single:
@@ -101,7 +101,7 @@ def plan(
         if not video.is_video(file):
             return file, folder.with_suffix(suffix[chosen]), chosen
         # A video keeps its container where we can write it (.mkv for FFV1).
-        kept = file.suffix.lower() if file.suffix.lower() in video.OUTPUT_SUFFIXES else ".mp4"
+        kept = file.suffix.lower() if file.suffix.lower() in transcode.OUTPUT_SUFFIXES else ".mp4"
         return file, folder.with_suffix(".mkv" if codec == "ffv1" else kept), "VIDEO"
 
     jobs = []
@@ -142,8 +142,8 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--format", default=None, help="png, jpeg, webp, tiff or bmp")
     parser.add_argument("--codec", default="h264", help="video: h264 or ffv1 (lossless, .mkv)")
-    parser.add_argument("--crf", type=float, default=video.Encoding.crf, help="H.264 CRF")
-    parser.add_argument("--preset", default=video.Encoding.preset, help="x264 preset")
+    parser.add_argument("--crf", type=float, default=transcode.Encoding.crf, help="H.264 CRF")
+    parser.add_argument("--preset", default=transcode.Encoding.preset, help="x264 preset")
     parser.add_argument(
         "--max-pixels",
         type=int,
@@ -155,7 +155,7 @@ def run(argv: list[str] | None = None) -> int:
     name = "jaxrestore.restore"
     try:
         tiling = Tiling(args.tile, args.overlap, args.batch)
-        encoding = video.Encoding(args.codec, args.crf, args.preset)
+        encoding = transcode.Encoding(args.codec, args.crf, args.preset)
         for item in args.inputs:
             if not item.exists():
                 raise ValueError(f"{item}: no such file or folder")
@@ -191,7 +191,7 @@ def run(argv: list[str] | None = None) -> int:
                 restorer.progress = None
                 try:
                     with tqdm.tqdm(unit="frame", disable=not shown, leave=False) as frame_bar:
-                        frames += video.restore_video(
+                        frames += transcode.restore_video(
                             source,
                             target,
                             functools.partial(restorer.restore_frames, quality=quality),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from jaxrestore.media import image as image_io
-from jaxrestore.media import video
+from jaxrestore.media import transcode, video
 
 # What the batch must do with each corpus file (tests/bad_inputs/README.md says why).
 RESTORED = {
@@ -223,8 +223,8 @@ def test_fuzz_video_readers(photo, scratch, alarm):
         warnings: list[str] = []
         alarm(30)
         try:
-            frames = video.restore_video(
-                path, target, lambda f: f, video.Encoding("ffv1"), 4, warn=warnings.append
+            frames = transcode.restore_video(
+                path, target, lambda f: f, transcode.Encoding("ffv1"), 4, warn=warnings.append
             )
         except video.VideoError as error:
             assert_one_line(error, path)

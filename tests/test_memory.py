@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from jaxrestore import inference
-from jaxrestore.media import video
+from jaxrestore.media import transcode, video
 
 source, target, model = map(Path, sys.argv[1:4])
 tiled = inference.Restorer(model, tiling=inference.Tiling(batch=8))
@@ -42,11 +42,11 @@ class Sampler:
 
 
 sampler = Sampler()
-frames = video.restore_video(
+frames = transcode.restore_video(
     source,
     target,
     functools.partial(tiled.restore_frames, quality=40.0),
-    video.Encoding(preset="veryfast"),
+    transcode.Encoding(preset="veryfast"),
     8,
     sampler,
 )

@@ -12,7 +12,7 @@ from helpers import CORPUS
 from PIL import Image
 
 from jaxrestore.data import assemble
-from jaxrestore.media import video
+from jaxrestore.media import transcode, video
 
 HEIGHT, WIDTH = 48, 64
 
@@ -67,7 +67,7 @@ def _restoring(path: Path, out: Path, warnings: list[str] | None = None) -> np.n
         return frames
 
     warn = (warnings if warnings is not None else []).append
-    count = video.restore_video(path, out, restore, video.Encoding("ffv1"), 4, warn=warn)
+    count = transcode.restore_video(path, out, restore, transcode.Encoding("ffv1"), 4, warn=warn)
     assert count == sum(len(f) for f in seen)
     return np.concatenate(seen)
 
@@ -152,7 +152,9 @@ def test_every_reader_refuses_a_size_change(tmp_path):
     assert video.read_frames(path, 5).shape == (5, 48, 64, 3)  # before the change
     target = tmp_path / "restored.mkv"
     readers = {
-        "restore": lambda: video.restore_video(path, target, lambda f: f, video.Encoding("ffv1")),
+        "restore": lambda: transcode.restore_video(
+            path, target, lambda f: f, transcode.Encoding("ffv1")
+        ),
         "sample": lambda: video.sample_frames(path, 4),
         "read": lambda: video.read_frames(path),
         "photo set": lambda: assemble._decode_frames(path, None),

@@ -10,7 +10,7 @@ from helpers import NTSC, assert_each_refused, make_video, run_here, small_gener
 from jaxrestore import restore
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.loader import Model
-from jaxrestore.media import video
+from jaxrestore.media import transcode, video
 
 
 def read_back(path: Path) -> dict:
@@ -66,11 +66,11 @@ def test_lossless_output_is_exactly_the_restored_frames(tmp_path, photo):
         Model(model, params), tiling=restorer_lib.Tiling(tile=128, overlap=32, batch=3)
     )
     out = tmp_path / "vfr_restored.mkv"
-    count = video.restore_video(
+    count = transcode.restore_video(
         source,
         out,
         lambda frames: restorer.restore_frames(frames, 40.0),
-        video.Encoding(codec="ffv1"),
+        transcode.Encoding(codec="ffv1"),
         batch=3,
     )
     assert count == 7
@@ -81,7 +81,7 @@ def test_lossless_output_is_exactly_the_restored_frames(tmp_path, photo):
     expected = restorer.restore_frames(before["frames"], 40.0)
     np.testing.assert_array_equal(after["frames"], expected)
     with pytest.raises(video.VideoError, match=r"FFV1 video is written to \.mkv"):
-        video.restore_video(source, tmp_path / "x.mp4", lambda f: f, video.Encoding("ffv1"))
+        transcode.restore_video(source, tmp_path / "x.mp4", lambda f: f, transcode.Encoding("ffv1"))
     assert not (tmp_path / "x.mp4").exists()
 
 
