@@ -23,6 +23,7 @@ import sys
 from absl import logging
 
 from jaxrestore import inference
+from jaxrestore.inference.quality import NO_PREDICTOR
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -50,10 +51,8 @@ def run(argv: list[str] | None = None) -> int:
             result = inference.estimate_file(path, estimator)
         except ValueError as error:
             message = str(error)
-            if estimator is None and "needs the quality predictor" in message:
-                message += (
-                    " (pass --predictor quality, a run or an export; or set $JAXRESTORE_PREDICTOR)"
-                )
+            if estimator is None and NO_PREDICTOR in message:
+                message += " (--predictor quality, a run or an export; or $JAXRESTORE_PREDICTOR)"
             print(f"jaxrestore.estimate_quality: {message}", file=sys.stderr)
             status = 1
             continue

@@ -23,6 +23,7 @@ from jaxrestore.models import quality as quality_lib
 from jaxrestore.models.generator import PLACEHOLDER_QUALITY
 
 VIDEO_FRAMES_SAMPLED = 16
+NO_PREDICTOR = "its quality is estimated by the quality predictor, and none is loaded"
 
 
 class QualityEstimator:
@@ -70,8 +71,8 @@ def _from_tables(path: str | Path) -> jpeg_tables.TableQuality | None:
 
 
 def _network_needed(path: str | Path | None, is_video: bool) -> ValueError:
-    what = "a video" if is_video else "an image that is not a JPEG file"
-    return ValueError(f"{path or 'input'}: quality 'auto' on {what} needs the quality predictor")
+    what = "a video" if is_video else "not a JPEG file"
+    return ValueError(f"{path or 'input'}: {what}: {NO_PREDICTOR}")
 
 
 def choose(

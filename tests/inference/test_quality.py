@@ -151,6 +151,7 @@ def test_estimate_quality_command(tmp_path, photo, predictor_run, capsys):
         "exact": True,
     }
     assert err.strip().count("\n") == 0 and str(png) in err
+    assert "not a JPEG file" in err and "--predictor quality" in err
 
     args = (jpeg, png, video, tmp_path / "missing.png", "--predictor", predictor_run)
     status, out, err = run_estimate(capsys, *args)
@@ -210,7 +211,9 @@ def test_restorer_takes_quality_from_tables_network_or_user(
     png = tmp_path / "a.png"
     Image.fromarray(pixels).save(png)
     assert restorer.choose_quality("auto", path=png) == (network, "network")
-    with pytest.raises(ValueError, match="needs the quality predictor"):
+    with pytest.raises(
+        ValueError, match="not a JPEG file: its quality is estimated by the quality predictor"
+    ):
         inference.Restorer(conditioned_run).choose_quality("auto", pixels, png)
     restored, used = restorer.restore(pixels, "auto", jpeg)
     assert used == 23.0 and restored.shape == pixels.shape and restored.dtype == np.uint8
