@@ -51,11 +51,11 @@ def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> 
     discriminator = discriminator_lib.make_discriminator(config.discriminator)
     g_optimizer = state_lib.make_optimizer(config.optimizer, run_length(config)[1])
     d_optimizer = state_lib.make_optimizer(config.d_optimizer, config.adversarial_steps)
-    patch = generator_lib.example_inputs(config.data.patch_size)[0]
+    example = generator_lib.example_inputs(config.data.patch_size)
+    patch = example[0]
 
     def init(rng):
         g_rng, d_rng = jax.random.split(rng)
-        example = generator_lib.example_inputs(config.data.patch_size)
         return GanState(
             generator=state_lib.new_state(generator, example, g_optimizer, g_rng),
             discriminator=state_lib.new_state(discriminator, (patch, patch), d_optimizer, d_rng),
