@@ -49,6 +49,15 @@ def init_on_mesh(init: Callable[[jax.Array], Any], seed: int, mesh: jax.sharding
     return jax.jit(init, out_shardings=sharding.replicated(mesh))(jax.random.key(seed))
 
 
+def create_state(
+    model, example: tuple, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+) -> TrainState:
+    """The state of a one-network stage (`model`, its `example` init inputs), its
+    optimizer over `config.total_steps`, initialised from `config.seed` and replicated."""
+    optimizer = make_optimizer(config.optimizer, config.total_steps)
+    return init_on_mesh(lambda rng: new_state(model, example, optimizer, rng), config.seed, mesh)
+
+
 def to_unit(image: jax.Array) -> jax.Array:
     return image.astype(jnp.float32) / 255.0
 

@@ -71,12 +71,10 @@ class QualityEvaluator:
 
 
 def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> TrainState:
-    """Initialise the quality predictor's params and optimizer state, replicated."""
+    """Initialise the quality predictor's params and optimizer state, replicated over the mesh."""
     model = quality_lib.make_quality_net(config.model)
-    optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps)
-    example = quality_lib.example_inputs(config.data.patch_size)
-    return state_lib.init_on_mesh(
-        lambda rng: state_lib.new_state(model, example, optimizer, rng), config.seed, mesh
+    return state_lib.create_state(
+        model, quality_lib.example_inputs(config.data.patch_size), config, mesh
     )
 
 

@@ -21,15 +21,11 @@ from jaxrestore.training.stages.base import Phase, Stage, total_steps_only
 from jaxrestore.training.state import TrainState, to_unit
 
 
-def create_state(
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
-) -> state_lib.TrainState:
-    """Initialise generator params and optimizer state, replicated over the mesh."""
+def create_state(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> TrainState:
+    """Initialise the generator's params and optimizer state, replicated over the mesh."""
     model = generator_lib.make_generator(config.model)
-    optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps)
-    example = generator_lib.example_inputs(config.data.patch_size)
-    return state_lib.init_on_mesh(
-        lambda rng: state_lib.new_state(model, example, optimizer, rng), config.seed, mesh
+    return state_lib.create_state(
+        model, generator_lib.example_inputs(config.data.patch_size), config, mesh
     )
 
 
