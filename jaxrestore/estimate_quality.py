@@ -1,14 +1,16 @@
 """Estimate the JPEG quality factor of image and video files.
 
-    python -m jaxrestore.estimate_quality FILE... [--predictor RUN]
+    python -m jaxrestore.estimate_quality FILE... [--predictor quality|RUN]
 
 Prints one JSON line per file:
   {"file": ..., "quality": QF, "method": "quantization-table" | "network", ...}
 A JPEG file's QF is read from its quantisation tables ("exact": true when they
 are libjpeg's tables at that QF; other encoders' tables give the nearest QF).
 Other images, and video (a summary over frames spread through the file:
-median, min, max and per-frame estimates), go through the quality predictor
-(`--predictor`, a `configs/quality.py` run; default $JAXRESTORE_PREDICTOR).
+median, min, max and per-frame estimates), go through the quality predictor:
+`--predictor`, default $JAXRESTORE_PREDICTOR or else the packaged one
+(`quality`, the one the restore command uses); a `configs/quality.py` run or an
+export also work, and `--predictor ''` goes without (JPEG files only).
 A file that cannot be read prints a one-line error on stderr; the exit status
 is then 1, after the other files are done.
 """
@@ -23,6 +25,8 @@ import sys
 from absl import logging
 
 from jaxrestore import inference
+from jaxrestore.files import printable
+from jaxrestore.inference import loader
 from jaxrestore.inference.quality import NO_PREDICTOR
 
 
@@ -33,24 +37,25 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", help="image or video files")
     parser.add_argument(
         "--predictor",
-        default=os.environ.get("JAXRESTORE_PREDICTOR", ""),
-        help="training workdir of the quality predictor (configs/quality.py)",
+        default=os.environ.get("JAXRESTORE_PREDICTOR") or loader.DEFAULT_PREDICTOR,
+        help="'quality' (packaged), or a quality-predictor workdir (configs/quality.py) "
+        "or export; default $JAXRESTORE_PREDICTOR, else 'quality'; '' for none (JPEG "
+        "files only)",
     )
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)  # orbax's notes on checkpoint metadata
-    estimator = None
-    if args.predictor:
-        try:
-            estimator = inference.QualityEstimator(args.predictor)
-        except (FileNotFoundError, ValueError) as error:
-            print(f"jaxrestore.estimate_quality: {error}", file=sys.stderr)
-            return 2
+    try:
+        # '' goes without: JPEG files only (their tables).
+        estimator = inference.QualityEstimator(args.predictor) if args.predictor else None
+    except (FileNotFoundError, ValueError) as error:
+        print(f"jaxrestore.estimate_quality: {printable(str(error))}", file=sys.stderr)
+        return 2
     status = 0
     for path in args.files:
         try:
             result = inference.estimate_file(path, estimator)
         except ValueError as error:
-            message = str(error)
+            message = printable(str(error))
             if estimator is None and NO_PREDICTOR in message:
                 message += " (--predictor quality, a run or an export; or $JAXRESTORE_PREDICTOR)"
             print(f"jaxrestore.estimate_quality: {message}", file=sys.stderr)

@@ -49,7 +49,7 @@ from absl import logging
 from jaxrestore.evaluation import protocol
 from jaxrestore.evaluation import report as report_lib
 from jaxrestore.inference import loader
-from jaxrestore.inference.restorer import Tiling
+from jaxrestore.inference.restorer import DEFAULT_OVERLAP, Tiling
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -77,7 +77,7 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-task", action="store_true")
     parser.add_argument("--no-brisque", action="store_true")
     parser.add_argument("--tile", type=int, default=Tiling.tile)
-    parser.add_argument("--overlap", type=int, default=Tiling.overlap)
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)

@@ -60,6 +60,8 @@ def initialize_distributed() -> None:
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing with every failure as one line (an unknown --config.field
     otherwise ends in a KeyError traceback, an error in a config file in its traceback)."""
+    if any(arg in ("--help", "-h", "-?", "--helpshort") for arg in argv[1:]):
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)  # absl's own exits 1
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:

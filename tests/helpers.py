@@ -76,8 +76,12 @@ def run_cli(*args):
 
 
 def run_here(capsys, *args) -> tuple[int, str]:
-    """The command in this process: (exit status, stderr)."""
-    status = restore.run([str(a) for a in args])
+    """The command in this process: (exit status, stderr); a usage error's exit from
+    argparse is returned as its status."""
+    try:
+        status = restore.run([str(a) for a in args])
+    except SystemExit as exit_:
+        status = exit_.code
     return status, capsys.readouterr().err
 
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from jaxrestore.files import shown
 from jaxrestore.media import image as image_io
 from jaxrestore.media import transcode, video
 
@@ -69,20 +70,20 @@ def test_corpus_in_one_batch(tmp_path, model_dir, capsys):
     assert f"restored {len(RESTORED)} of {len(images)} image(s)" in err
     for name, message in REFUSED.items():
         path = CORPUS / name
-        naming = [line for line in lines if f"{path}:" in line]
+        naming = [line for line in lines if f"{shown(path)}:" in line]
         assert len(naming) == 2 and all(message in line for line in naming), (name, naming)
         assert not list(out.rglob(f"{path.stem}.*")), name
     for name, mode in RESTORED.items():
-        with Image.open(out / "bad_inputs" / f"{Path(name).stem}.png") as restored:
+        with Image.open(out / f"{Path(name).stem}.png") as restored:
             assert restored.mode == mode and restored.size == (128, 96), name
             if mode in ("RGBA", "LA"):  # alpha carried through untouched
                 with Image.open(CORPUS / name) as source:
                     alpha = np.asarray(source.convert(mode))[..., -1]
                 np.testing.assert_array_equal(np.asarray(restored)[..., -1], alpha)
     for name, frames in RESTORED_VIDEO.items():
-        with av.open(str(out / "bad_inputs" / name)) as container:
+        with av.open(str(out / name)) as container:
             assert sum(1 for _ in container.decode(video=0)) == frames
-        warning = f"{CORPUS / name}: 1 of 48 frames could not be decoded (corrupt data, at"
+        warning = f"{shown(CORPUS / name)}: 1 of 48 frames could not be decoded (corrupt data, at"
         assert sum(warning in line for line in lines) == 2, err  # inline and in the list
     assert not [p for p in out.rglob("*") if "partial" in p.name]
 
@@ -91,7 +92,7 @@ def test_max_pixels_is_checked_from_the_header(tmp_path, model_dir, capsys):
     source, out = CORPUS / "rgba.png", tmp_path / "rgba.png"  # 128x96: 12,288 pixels
     common = ("-o", out, "--checkpoint", model_dir, "--quality", "30", "--max-pixels")
     status, err = run_here(capsys, source, *common, 12287)
-    assert status == 1 and f"{source}: 128x96 is over 12,287 pixels; refused" in err
+    assert status == 1 and f"{shown(source)}: 128x96 is over 12,287 pixels; refused" in err
     assert not out.exists()
     status, err = run_here(capsys, source, *common, 12288)
     assert status == 0 and out.exists(), err

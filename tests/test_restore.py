@@ -46,9 +46,9 @@ def test_grayscale_stays_gray_and_alpha_is_untouched(tmp_path, photo, model_dir,
         capsys, gray.parent, "--output", out, "--checkpoint", model_dir, "--quality", "30"
     )
     assert status == 0, err
-    with Image.open(out / "in" / "gray.png") as restored:
+    with Image.open(out / "gray.png") as restored:
         assert restored.mode == "L" and restored.size == (photo.shape[1], photo.shape[0])
-    with Image.open(out / "in" / "sub" / "rgba.png") as restored:
+    with Image.open(out / "sub" / "rgba.png") as restored:
         assert restored.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(restored)[..., 3], alpha)
 
@@ -60,7 +60,7 @@ def test_bad_inputs_fail_with_one_line_naming_the_file_and_leave_no_output(
     folder.mkdir()
     assert_each_refused(capsys, bad_inputs(folder, photo), tmp_path / "out", ".png", model_dir)
     status, err = run_here(capsys, tmp_path / "missing.jpg", "--output", tmp_path / "x.png")
-    assert status == 2 and "missing.jpg: no such file" in err
+    assert status == 2 and "missing.jpg': no such file" in err
     status, err = run_here(capsys, folder / "tiny.png", "--output", tmp_path / "x.gif")
     assert status == 2 and "x.gif" in err
 
@@ -141,7 +141,8 @@ def damaged_exports(model_dir: Path, folder: Path) -> dict[Path, str]:
         "data_halved": (lambda e: [halve(f) for f in data_files(e)], "cannot read params/"),
         "data_deleted": (lambda e: [f.unlink() for f in data_files(e)], "cannot read params/"),
     }
-    cases = {folder / "absent": "neither a training workdir (checkpoints/) nor an export"}
+    # Refused before anything loads (the --checkpoint option is checked first).
+    cases = {folder / "absent": "neither a packaged model (ssim, gan) nor an existing"}
     for name, (spoil, message) in damage.items():
         export = folder / name
         shutil.copytree(model_dir, export)
@@ -157,7 +158,7 @@ def test_damaged_exports_get_one_clear_line(tmp_path, model_dir, capsys):
         out = tmp_path / "out.png"
         status, err = run_here(capsys, photo_file, "-o", out, "--checkpoint", checkpoint)
         assert status == 2 and err.count("\n") == 1, (checkpoint.name, err)
-        assert err.startswith(f"jaxrestore.restore: {checkpoint}: {message}"), err
+        assert err.startswith("jaxrestore.restore: ") and f"{checkpoint}: {message}" in err, err
         assert not out.exists()
 
 

@@ -9,21 +9,34 @@ computed as on the whole image when that is the network's reach or more (about
 per tile shape, not once per image. Video frames of at most `tile`² pixels are
 restored whole (one compiled shape per video).
 
-    restorer = Restorer("ssim", QualityEstimator())
-    restored, quality = restorer.restore(pixels, "auto", path="photo.jpg")
+    restorer = Restorer.from_pretrained("ssim")       # or "gan", a workdir, an export
+    restored = restorer.restore(pixels, quality="auto")  # a uint8 array, any size
+    result = restorer.restore_file("photo.jpg", "photo.png")
+    print(result.describe())                           # QF 23 (from its quantisation tables)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
+from PIL import Image
 
 from jaxrestore.inference import loader
-from jaxrestore.inference.quality import Choice, QualityEstimator, choose
+from jaxrestore.inference.quality import (
+    VIDEO_FRAMES_SAMPLED,
+    Choice,
+    QualityEstimator,
+    choose,
+)
+from jaxrestore.media import batch, transcode
 from jaxrestore.media import image as image_io
 
 PAD_MULTIPLE = 64
@@ -35,10 +48,18 @@ def edge_pad(images: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(images, pad, mode="edge") if any(sum(p) for p in pad) else images
 
 
+DEFAULT_OVERLAP = 128
+
+
+def default_overlap(tile: int) -> int:
+    """The overlap when none is given: 128, or half a smaller tile (to a multiple of 8)."""
+    return min(DEFAULT_OVERLAP, tile // 2 // 8 * 8)
+
+
 @dataclasses.dataclass
 class Tiling:
     tile: int = 1024
-    overlap: int = 128
+    overlap: int | None = None  # None: `default_overlap(tile)`, 128 for the default tile
     batch: int = 1  # tiles (images) or frames (video) per device call; 4–8 on a GPU
 
     def __post_init__(self):
@@ -46,6 +67,8 @@ class Tiling:
             raise ValueError(
                 f"--tile must be a positive multiple of {PAD_MULTIPLE}, got {self.tile}"
             )
+        if self.overlap is None:
+            self.overlap = default_overlap(self.tile)
         if not 0 <= self.overlap <= self.tile // 2 or self.overlap % 8:
             raise ValueError(
                 f"--overlap must be a multiple of 8 in 0..{self.tile // 2}, got {self.overlap}"
@@ -226,12 +249,132 @@ class Restorer:
         """The QF this generator gets for an input (`quality.choose`)."""
         return choose(quality, self.conditioned, self.estimator, image, path, frames)
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path = loader.DEFAULT_GENERATOR,
+        predictor: str | Path | None = loader.DEFAULT_PREDICTOR,
+        tile: int = 1024,
+        overlap: int | None = None,
+        batch: int = 1,
+        dtype: str = "float32",
+    ) -> Restorer:
+        """A restorer of a packaged generator ('ssim': fidelity, 'gan': perceptual), a
+        training workdir or an export, with the quality predictor (packaged by default)
+        for `quality='auto'` on inputs that are not JPEG files; `predictor=None` goes
+        without (then 'auto' works only on JPEG files). Large images go through in
+        `tile`² tiles (bounded memory; see `Tiling`)."""
+        tiling = Tiling(tile, overlap, batch)  # checked before anything loads
+        generator = loader.load(model, "generator")
+        estimator = None
+        if predictor is not None and generator.conditioned:
+            estimator = QualityEstimator(predictor)
+        return cls(generator, estimator, tiling, dtype)
+
     def restore(
         self, image: np.ndarray, quality: str | float = "auto", path: str | Path | None = None
-    ) -> tuple[np.ndarray, float | None]:
-        """Restore uint8 RGB [H, W, 3] (of the file `path`, when known); returns (uint8
-        restored, the QF used or None for an unconditioned generator)."""
-        image = image_io.as_rgb8(image, str(path or "image"))
-        chosen = self.choose_quality(quality, image, path)
-        used = chosen.quality if chosen.method != "unused" else None
-        return self.restore_pixels(image, chosen.quality), used
+    ) -> np.ndarray:
+        """Restore a uint8 image array: RGB [H, W, 3], gray [H, W] or [H, W, 1], or
+        either with alpha ([H, W, 4], [H, W, 2]), in the same layout (gray as the luma
+        of the restored RGB, alpha untouched). `quality`: a JPEG QF, or 'auto' (the
+        predictor's estimate from the pixels, or the quantisation tables of the JPEG
+        file `path` when given). Any size, in tiles."""
+        array = np.asarray(image)
+        rgb = image_io.as_rgb8(array, str(path or "image"))
+        chosen = self.choose_quality(quality, rgb, path)
+        restored = self.restore_pixels(rgb, chosen.quality)
+        channels = 1 if array.ndim == 2 else array.shape[-1]
+        if channels in (1, 2):
+            gray = np.asarray(Image.fromarray(restored).convert("L"))
+            restored = gray if array.ndim == 2 else gray[..., None]
+        if channels in (2, 4):
+            restored = np.concatenate([restored, array[..., -1:]], axis=-1)
+        return restored
+
+    def restore_file(
+        self,
+        source: str | Path,
+        target: str | Path,
+        quality: str | float = "auto",
+        *,
+        format: str | None = None,
+        overwrite: bool = False,
+        max_pixels: int = image_io.MAX_PIXELS,
+        encoding: transcode.Encoding | None = None,
+    ) -> FileResult:
+        """Restore an image or video file into `target` as the restore command does
+        (a file, or an existing folder to write `<stem>.png` into): EXIF orientation,
+        ICC profile, EXIF, grayscale and alpha kept; a video's audio and timestamps
+        kept. Never replaces `source`; replaces an existing `target` only with
+        `overwrite`. ValueError (one line naming the file) when it cannot be done."""
+        encoding = encoding or transcode.Encoding()
+        existing = "overwrite" if overwrite else "refuse"
+        plan = batch.plan([Path(source)], target, format, encoding.codec, existing)
+        return self.restore_job(
+            plan.jobs[0], quality, overwrite=overwrite, max_pixels=max_pixels, encoding=encoding
+        )
+
+    def restore_job(
+        self,
+        job: batch.Job,
+        quality: str | float = "auto",
+        *,
+        overwrite: bool = False,
+        max_pixels: int = image_io.MAX_PIXELS,
+        encoding: transcode.Encoding | None = None,
+        progress=None,
+        warn: Callable[[str], None] | None = None,
+    ) -> FileResult:
+        """One planned file (`media.batch.Job`): read, restore, write atomically.
+        `progress`: a tqdm bar for a video's frames; `warn`: for a video's lost frames."""
+        began = time.perf_counter()
+        if job.is_video:
+            chosen = self.choose_quality(quality, path=job.source)
+            frames = transcode.restore_video(
+                job.source,
+                job.target,
+                functools.partial(self.restore_frames, quality=chosen.quality),
+                encoding or transcode.Encoding(),
+                self.tiling.batch,
+                progress,
+                warn or logging.warning,
+                overwrite,
+            )
+            seconds = time.perf_counter() - began
+            return FileResult(job.source, job.target, chosen, 0, frames, seconds)
+        loaded = image_io.load_image(job.source, max_pixels)
+        chosen = self.choose_quality(quality, loaded.rgb, job.source)
+        restored = self.restore_pixels(loaded.rgb, chosen.quality)
+        image_io.save_image(loaded, restored, job.target, job.fmt, overwrite)
+        pixels = loaded.rgb.shape[0] * loaded.rgb.shape[1]
+        return FileResult(job.source, job.target, chosen, pixels, 0, time.perf_counter() - began)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileResult:
+    """What `Restorer.restore_file` did: the QF used and how it was chosen
+    (`quality.Choice`: 'given', 'quantization-table', 'network' or 'unused' by an
+    unconditioned generator), pixels (an image) or frames (a video) and seconds."""
+
+    source: Path
+    target: Path
+    choice: Choice
+    pixels: int
+    frames: int
+    seconds: float
+
+    @property
+    def quality(self) -> float | None:
+        return None if self.choice.method == "unused" else self.choice.quality
+
+    def describe(self) -> str:
+        """The QF and its source, as the restore command prints it."""
+        if self.choice.method == "unused":
+            return "no QF (the generator is not conditioned on one)"
+        how = {
+            "given": "given",
+            "quantization-table": "from its quantisation tables",
+            "network": "estimated by the quality predictor"
+            + (f" over {VIDEO_FRAMES_SAMPLED} frames" if self.frames else ""),
+        }[self.choice.method]
+        return f"QF {self.choice.quality:g} ({how})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from jaxrestore import files
 from jaxrestore.errors import reason
 
 # Larger images are refused from their header, before decoding: room for 100-megapixel
@@ -154,8 +154,12 @@ def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> Loaded:
     return Loaded(rgb, alpha, grayscale, icc, exif_bytes)
 
 
-def save_image(loaded: Loaded, restored: np.ndarray, output: Path, fmt: str) -> None:
-    """Write atomically: a temporary name in the same folder, renamed when complete."""
+def save_image(
+    loaded: Loaded, restored: np.ndarray, output: Path, fmt: str, overwrite: bool = False
+) -> None:
+    """Write `output` atomically (`files.atomic_output`: a race-free temporary in the
+    same folder, renamed when complete); an existing `output` is replaced only with
+    `overwrite` (else `files.OutputExists`)."""
     if loaded.grayscale:
         # Back to one channel: the luma of the restored RGB.
         image = Image.fromarray(restored).convert("L")
@@ -176,13 +180,8 @@ def save_image(loaded: Loaded, restored: np.ndarray, output: Path, fmt: str) -> 
         options["quality"] = 95
     if fmt == "WEBP":
         options["lossless"] = True
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    try:
+    with files.atomic_output(output, overwrite) as temporary:
         image.save(temporary, fmt, **options)
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def looks_like_image(path: Path) -> bool:

@@ -32,11 +32,24 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
+from jaxrestore import files
 from jaxrestore.errors import reason
 from jaxrestore.media.video import VideoError, VideoInfo, decode, open_input, probe
 
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 CODECS = ("h264", "ffv1")
+PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 
 
 @dataclasses.dataclass
@@ -50,6 +63,8 @@ class Encoding:
             raise ValueError(f"--codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"--crf must be in 0..51, got {self.crf}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
 
 
 @dataclasses.dataclass
@@ -201,6 +216,7 @@ def restore_video(
     batch: int = 1,
     progress=None,
     warn: Callable[[str], None] = logging.warning,
+    overwrite: bool = False,
 ) -> int:
     """Restore every frame of `source` into `target` with `restore` (uint8 [n, H, W, 3]
     -> uint8 [n, H, W, 3]); returns the number of frames written. Raises VideoError
@@ -208,7 +224,9 @@ def restore_video(
     decoder rejects are left out (the others keep their timestamps, so sound and
     picture stay in sync) and `warn` gets one line naming how many and where, once
     the output is complete; a video that ends early (truncated) or where no frame
-    decodes is refused."""
+    decodes is refused. An existing `target` is replaced only with `overwrite` (else
+    `files.OutputExists`); the output is written to a race-free temporary beside it
+    (`files.temporary_in`) and renamed when complete."""
     import av
 
     info = probe(source)
@@ -219,11 +237,15 @@ def restore_video(
     if progress is not None and info.expected:
         progress.total = (progress.total or 0) + info.expected
         progress.refresh()
+    if not overwrite and os.path.lexists(target):
+        raise files.OutputExists(f"{target}: exists; not replaced (--overwrite replaces)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+    temporary = None
     writer = None
     count = 0
     try:
+        with files.critical():  # created and remembered, or neither
+            temporary = files.temporary_in(target.parent, target.stem, target.suffix)
         with (
             open_input(source) as container,
             concurrent.futures.ThreadPoolExecutor(1) as reading,
@@ -255,7 +277,7 @@ def restore_video(
                     f"{info.expected} frames its container lists"
                 )
             writer.finish()
-        os.replace(temporary, target)
+        files.finish(temporary, target, overwrite)
         if rejected:
             where = ", ".join(f"{t:.2f}" for t in rejected[:5]) + (
                 ", ..." if len(rejected) > 5 else ""
@@ -264,12 +286,14 @@ def restore_video(
                 f"{source}: {len(rejected)} of {count + len(rejected)} frames could not be "
                 f"decoded (corrupt data, at {where} s) and were left out"
             )
-    except VideoError:
+    except (VideoError, files.OutputExists):
         raise
     except (av.FFmpegError, OSError, ValueError) as error:
         raise VideoError(f"{source}: cannot restore video ({reason(error)})") from None
     finally:
-        if writer is not None and temporary.exists():
-            writer.abort()
-        temporary.unlink(missing_ok=True)
+        with files.critical():
+            if writer is not None and temporary is not None and temporary.exists():
+                writer.abort()
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
     return count

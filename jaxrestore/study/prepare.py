@@ -12,9 +12,7 @@ name beside OUT and renamed only when complete.
 from __future__ import annotations
 
 import datetime
-import os
 import re
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import tqdm
 from PIL import Image
 
+from jaxrestore import files
 from jaxrestore.data import degrade
 from jaxrestore.evaluation import protocol
 from jaxrestore.inference import loader
@@ -202,13 +201,10 @@ def prepare(args) -> Path:
     evaluators = {}
     for name, checkpoint in methods.items():
         evaluators[name] = protocol.Evaluator(checkpoint, predictor, settings)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    try:
+    # Built in a race-free temporary folder beside OUT, renamed when complete.
+    with files.atomic_folder(out) as partial:
         built = build(partial, items, evaluators, args.codec, args.quality, args.seed)
         built["frames_per_video"] = args.frames
         built["command"] = ["python", "-m", "jaxrestore.study", *args.argv]
         manifest.write(partial, built)
-        os.replace(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return out

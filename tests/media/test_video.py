@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from helpers import NTSC, assert_each_refused, make_video, run_here, small_generator
 
-from jaxrestore import restore
 from jaxrestore.inference import restorer as restorer_lib
 from jaxrestore.inference.loader import Model
-from jaxrestore.media import transcode, video
+from jaxrestore.media import batch, transcode, video
 
 
 def read_back(path: Path) -> dict:
@@ -132,11 +131,11 @@ def test_bad_videos_fail_with_one_line_naming_the_file_and_leave_no_output(
     assert_each_refused(capsys, bad_videos(folder, photo), tmp_path / "out", ".mkv", model_dir)
     good = folder / "good.mp4"
     status, err = run_here(capsys, good, "--output", tmp_path / "x.avi", "--checkpoint", model_dir)
-    assert status == 2 and "x.avi: a video is written to one of .mp4" in err
+    assert status == 2 and "x.avi': a video is written to one of .mp4" in err
     status, err = run_here(
         capsys, good, "-o", tmp_path / "x.mp4", "--checkpoint", model_dir, "--codec", "vp9"
     )
-    assert status == 2 and "--codec must be one of h264, ffv1" in err
+    assert status == 2 and "--codec" in err and "'vp9'" in err and err.count("\n") == 1
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.avi").exists()
 
 
@@ -146,14 +145,15 @@ def test_folders_mirror_images_and_videos(tmp_path):
     for name in ("a.jpg", "clip.mov", "day2/b.webp", "day2/old.avi", "day2/notes.txt"):
         (tree / name).write_bytes(b"")
     out = tmp_path / "out"
-    jobs = restore.plan([tree], out, None, "h264")
+    jobs = batch.plan([tree], out, None, "h264").jobs
     assert [
-        (s.relative_to(tree).as_posix(), t.relative_to(out).as_posix(), f) for s, t, f in jobs
+        (j.source.relative_to(tree).as_posix(), j.target.relative_to(out).as_posix(), j.fmt)
+        for j in jobs
     ] == [
-        ("a.jpg", "shoot/a.png", "PNG"),
-        ("clip.mov", "shoot/clip.mov", "VIDEO"),  # a container we write is kept
-        ("day2/b.webp", "shoot/day2/b.png", "PNG"),
-        ("day2/old.avi", "shoot/day2/old.mp4", "VIDEO"),
+        ("a.jpg", "a.png", "PNG"),
+        ("clip.mov", "clip.mov", "VIDEO"),  # a container we write is kept
+        ("day2/b.webp", "day2/b.png", "PNG"),
+        ("day2/old.avi", "day2/old.mp4", "VIDEO"),
     ]
-    lossless = restore.plan([tree], out, "tiff", "ffv1")
-    assert [t.name for _, t, _ in lossless] == ["a.tif", "clip.mkv", "b.tif", "old.mkv"]
+    lossless = batch.plan([tree], out, "tiff", "ffv1").jobs
+    assert [j.target.name for j in lossless] == ["a.tif", "clip.mkv", "b.tif", "old.mkv"]
