@@ -49,7 +49,9 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-_state = threading.local()
+_state = threading.local()  # `depth`: critical blocks the thread is in
+_signal: dict[str, int | None] = {"pending": None, "received": None}
+_finished: list[Path] = []  # the last target `finish` completed (see `last_finished`)
 
 
 def _critical_depth() -> int:
@@ -64,49 +66,81 @@ def critical() -> Iterator[None]:
         yield
     finally:
         _state.depth -= 1
-        pending = getattr(_state, "pending", None)
-        if _state.depth == 0 and pending is not None:
-            _state.pending = None
+        pending = _signal["pending"]
+        if _state.depth == 0 and pending is not None and _in_main_thread():
+            _signal["pending"] = None
             raise Interrupted(pending)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def check_interrupted() -> None:
+    """Raise `Interrupted` if a signal came and its exception was lost (raised inside
+    a finalizer or a garbage-collector callback, where Python only prints it): long
+    loops call this between their steps."""
+    received = _signal["received"]
+    if received is not None and _in_main_thread() and not _critical_depth():
+        raise Interrupted(received)
 
 
 @contextlib.contextmanager
 def interruptible(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     """Within the block, the signals raise `Interrupted` in the main thread (after any
-    `critical()` block in progress). Outside the main thread it does nothing (Python
-    delivers signals only there). The previous handlers are put back on exit."""
-    if threading.current_thread() is not threading.main_thread():
+    `critical()` block in progress); `check_interrupted` raises it again where it was
+    lost. Outside the main thread it does nothing (Python delivers signals only
+    there). The previous handlers are put back on exit."""
+    if not _in_main_thread():
         yield
         return
 
     def handler(signum, frame):
+        _signal["received"] = signum
         if _critical_depth():
-            _state.pending = signum
+            _signal["pending"] = signum
             return
         raise Interrupted(signum)
 
     previous = {number: signal.signal(number, handler) for number in signals}
+    _signal["pending"] = _signal["received"] = None
+    _finished.clear()
     try:
         yield
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
-        _state.pending = None
+        _signal["pending"] = _signal["received"] = None
+
+
+def last_finished() -> Path | None:
+    """The target `finish` last completed: the file a signal raised just after its
+    rename (from the end of the critical block) belongs to is whole, not abandoned."""
+    return _finished[-1] if _finished else None
 
 
 def temporary_in(folder: Path, name: str, suffix: str = "") -> Path:
     """A new, empty file (mode 0600 until `finish`) with an unpredictable name in
-    `folder`, created exclusively."""
-    descriptor, path = tempfile.mkstemp(dir=folder, prefix=f".{name}{PARTIAL}", suffix=suffix)
+    `folder`, created exclusively. Long names are cut so the temporary's fits."""
+    descriptor, path = tempfile.mkstemp(
+        dir=folder, prefix=f".{name[:80]}{PARTIAL}", suffix=suffix[:16]
+    )
     os.close(descriptor)
     return Path(path)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import, before any thread could create a file
+
+
 def _permissions(path: Path) -> None:
     """What a new file of the user's gets (0666 less the umask), not mkstemp's 0600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    os.chmod(path, 0o666 & ~_UMASK)
 
 
 def finish(temporary: Path, target: Path, overwrite: bool) -> None:
@@ -116,22 +150,30 @@ def finish(temporary: Path, target: Path, overwrite: bool) -> None:
         _permissions(temporary)
         if overwrite:
             os.replace(temporary, target)
-            return
-        try:
-            os.link(temporary, target, follow_symlinks=False)
-        except FileExistsError:
-            raise OutputExists(f"{target}: exists; not replaced (--overwrite replaces)") from None
-        except OSError as error:
-            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-            # A file system without hard links: the check and the rename are two steps.
-            if os.path.lexists(target):
-                raise OutputExists(
-                    f"{target}: exists; not replaced (--overwrite replaces)"
-                ) from None
-            os.replace(temporary, target)
-            return
-        os.unlink(temporary)
+        else:
+            _rename_no_clobber(temporary, target)
+        _finished[:] = [target]
+
+
+def _exists(target: Path) -> OutputExists:
+    return OutputExists(f"{shown(target)}: exists; not replaced (--overwrite replaces)")
+
+
+def _rename_no_clobber(temporary: Path, target: Path) -> None:
+    try:
+        os.link(temporary, target, follow_symlinks=False)
+    except FileExistsError:
+        raise _exists(target) from None
+    except OSError as error:
+        no_links = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS)
+        if error.errno not in no_links:
+            raise
+        # A file system without hard links: the check and the rename are two steps.
+        if os.path.lexists(target):
+            raise _exists(target) from None
+        os.replace(temporary, target)
+        return
+    os.unlink(temporary)
 
 
 @contextlib.contextmanager
@@ -141,7 +183,7 @@ def atomic_output(target: Path, overwrite: bool = False) -> Iterator[Path]:
     The target's folder is created when missing."""
     target = Path(target)
     if not overwrite and os.path.lexists(target):
-        raise OutputExists(f"{target}: exists; not replaced (--overwrite replaces)")
+        raise _exists(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = None
     try:
@@ -163,7 +205,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
     target = Path(target)
     if os.path.lexists(target):
-        raise OutputExists(f"{target}: already exists")
+        raise OutputExists(f"{shown(target)}: already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = None
     try:
@@ -173,7 +215,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         with critical():
             _permissions_folder(temporary)
             if os.path.lexists(target):  # rename(2) would replace an empty folder
-                raise OutputExists(f"{target}: already exists")
+                raise OutputExists(f"{shown(target)}: already exists")
             os.rename(temporary, target)
     finally:
         with critical():
@@ -182,9 +224,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 def _permissions_folder(path: Path) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o777 & ~mask)
+    os.chmod(path, 0o777 & ~_UMASK)
 
 
 def is_regular(path: Path) -> bool:

@@ -65,6 +65,19 @@ the finished ones, prints what was done and what was not, and exits with 130 or
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # before the heavy imports below (jax: seconds)
+    import os as _os
+    import signal as _signal
+
+    def _stopped_early(signum, frame):
+        name = _signal.Signals(signum).name
+        line = f"jaxrestore.restore: interrupted ({name}) while starting; nothing written\n"
+        _os.write(2, line.encode())
+        _os._exit(128 + signum)
+
+    for _number in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(_number, _stopped_early)
+
 import argparse
 import dataclasses
 import sys
@@ -94,7 +107,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Defaults shown where there is one to show (not None, False or a required option)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.required:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _quality(value: str) -> str | float:
@@ -240,7 +258,8 @@ class _Batch:
     results: list[FileResult] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)  # one line per file
     warned: list[str] = dataclasses.field(default_factory=list)  # videos with frames lost
-    current: int = -1  # index of the file in progress
+    current: int = -1  # index of the file in progress (or last begun)
+    handled: int = 0  # files done with (restored or failed), from the first
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def summary(self) -> str:
@@ -300,6 +319,8 @@ def _listed(title: str, lines: list[str], limit: int | None = None) -> None:
 
 def _prepare(args) -> tuple[batch.Plan, Tiling, transcode.Encoding]:
     """Every option and the whole plan, checked before any model loads."""
+    if not str(args.output).strip():
+        raise ValueError("--output is empty; name a file or a folder")
     tiling = Tiling(args.tile, args.overlap, args.batch)
     encoding = transcode.Encoding(args.codec, args.crf, args.preset)
     _model_source(args.checkpoint, "--checkpoint", loader.PACKAGED_GENERATORS)
@@ -320,6 +341,7 @@ def _restore_all(args, plan: batch.Plan, restorer: Restorer, encoding, state: _B
             state.warned.append(line)
 
         for index, job in enumerate(plan.jobs):
+            files.check_interrupted()  # a signal whose exception was lost in a finalizer
             state.current = index
             try:
                 with tqdm.tqdm(
@@ -336,10 +358,12 @@ def _restore_all(args, plan: batch.Plan, restorer: Restorer, encoding, state: _B
                     )
             except Exception as error:  # noqa: BLE001 - one file's failure must not stop the rest
                 line = _failure(job.source, error)
-                _say(line, bar)
                 state.failed.append(line)
+                state.handled = index + 1
+                _say(line, bar)
             else:
                 state.results.append(result)
+                state.handled = index + 1
                 if not args.quiet:
                     size = (
                         f"{result.frames} frames"
@@ -352,7 +376,7 @@ def _restore_all(args, plan: batch.Plan, restorer: Restorer, encoding, state: _B
                         bar,
                     )
             bar.update(1)
-        state.current = len(plan.jobs)
+        files.check_interrupted()
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -417,14 +441,23 @@ def _interrupted(stop: files.Interrupted, state: _Batch | None) -> None:
     if state is None or state.current < 0:
         _say(f"interrupted ({signal_name}) before any file was restored; nothing written")
         return
-    abandoned = state.jobs[state.current] if state.current < len(state.jobs) else None
-    if abandoned is not None:
-        _say(
-            f"interrupted ({signal_name}) while restoring {files.shown(abandoned.source)}: "
-            "abandoned, nothing written for it"
-        )
+    left = state.jobs[state.handled :]
+    if left and state.current == state.handled:  # one was in progress
+        job = left[0]
+        if job.target == files.last_finished():  # the signal came just after its rename
+            _say(
+                f"interrupted ({signal_name}) as {files.shown(job.source)} was finished: "
+                f"{files.shown(job.target)} is whole and kept"
+            )
+            left = left[1:]
+        else:
+            _say(
+                f"interrupted ({signal_name}) while restoring {files.shown(job.source)}: "
+                "abandoned, nothing written for it"
+            )
+    else:
+        _say(f"interrupted ({signal_name}) between files")
     _say(state.summary() + (f"; {len(state.failed)} failed" if state.failed else ""))
-    left = state.jobs[state.current :] if abandoned is not None else []
     if left:
         _listed(
             f"{len(left)} of {len(state.jobs)} files not restored (the same command with "

@@ -18,8 +18,6 @@ from PIL import Image
 
 from jaxrestore import files
 from jaxrestore.inference import loader
-from jaxrestore.inference.restorer import Tiling
-from jaxrestore.media import batch
 
 
 def save_jpeg(path: Path, photo: np.ndarray, quality: int = 30) -> Path:
@@ -92,6 +90,11 @@ def test_two_inputs_never_share_an_output(tmp_path, photo, model_dir, capsys):
     assert files.shown(tmp_path / "x" / "pic.jpg") in line
     assert files.shown(tmp_path / "y" / "pic.jpg") in line
     assert not (tmp_path / "out").exists()
+    # A file's output that would also be another output's folder.
+    save_jpeg(tmp_path / "d" / "x.jpg", photo)
+    save_jpeg(tmp_path / "d" / "x.png" / "y.jpg", photo)
+    status, err = run_here(capsys, tmp_path / "d", "-o", tmp_path / "out")
+    assert status == 2 and "would be both the output of" in one_line(err)
     # In one folder, files sharing a stem each keep their own output.
     folder = tmp_path / "shared"
     save_jpeg(folder / "pic.jpg", photo, 20)
@@ -204,6 +207,31 @@ def test_planted_temporary_names_are_never_followed(tmp_path, photo, model_dir, 
     # The names are random and made exclusively: two never coincide.
     names = {files.temporary_in(tmp_path, "p.png").name for _ in range(50)}
     assert len(names) == 50 and all(name.startswith(".p.png.partial-") for name in names)
+    # A name near the file system's limit still gets a temporary that fits.
+    long = save_jpeg(tmp_path / f"{'x' * 240}.jpg", photo)
+    status, err = run_here(capsys, long, "-o", out / f"{'x' * 240}.png", *common)
+    assert status == 0, err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one
+def test_signals_wait_for_critical_blocks_and_are_not_lost():
+    with pytest.raises(files.Interrupted) as raised:
+        with files.interruptible():
+            with files.critical():
+                os.kill(os.getpid(), signal.SIGTERM)
+                done = "the block ran to its end"
+    assert raised.value.exit_status == 143 and done
+
+    class SendsOnCollection:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(files.Interrupted) as raised:
+        with files.interruptible():
+            SendsOnCollection()  # its exception may be lost inside __del__ ...
+            files.check_interrupted()  # ... but the loop's check raises it again
+    assert raised.value.exit_status == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_folders_give_regular_files_only(tmp_path, photo, model_dir, capsys):
@@ -215,7 +243,12 @@ def test_folders_give_regular_files_only(tmp_path, photo, model_dir, capsys):
     os.symlink(outside, photos / "folder_link")
     os.mkfifo(photos / "fifo.png")  # reading it would hang the batch
     common = ("--checkpoint", model_dir, "--quality", "30")
-    previous = signal.alarm(120)  # a hang fails the test instead of the suite
+
+    def hang(signum, frame):
+        raise TimeoutError("the batch hung (reading a FIFO?)")
+
+    handler = signal.signal(signal.SIGALRM, hang)  # a hang fails the test, not the suite
+    signal.alarm(120)
     try:
         status, err = run_here(capsys, photos, "-o", tmp_path / "out", *common)
         assert status == 0, err
@@ -228,7 +261,8 @@ def test_folders_give_regular_files_only(tmp_path, photo, model_dir, capsys):
         status, err = run_here(capsys, photos / "fifo.png", "-o", tmp_path / "f.png", *common)
         assert status == 2 and "not a regular file" in one_line(err)
     finally:
-        signal.alarm(previous)
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, handler)
 
 
 def test_file_names_cannot_forge_lines(tmp_path, photo, model_dir, capsys):
@@ -250,6 +284,8 @@ def test_file_names_cannot_forge_lines(tmp_path, photo, model_dir, capsys):
 
 
 def test_folder_and_file_outputs(tmp_path, photo, model_dir, capsys):
+    from jaxrestore.media import batch
+
     tree = tmp_path / "tree"
     save_jpeg(tree / "a.jpg", photo)
     save_jpeg(tree / "deep" / "b.jpg", photo)
@@ -313,6 +349,9 @@ BAD_OPTIONS = {
 
 
 def test_every_option_is_checked_before_the_model_loads(tmp_path, photo, capsys, monkeypatch):
+    from jaxrestore.inference.restorer import Tiling
+    from jaxrestore.media import batch
+
     source = save_jpeg(tmp_path / "in.jpg", photo)
     clip = tmp_path / "clip.mp4"
     make_video(clip, photo, frames=2, audio=False)
@@ -324,6 +363,8 @@ def test_every_option_is_checked_before_the_model_loads(tmp_path, photo, capsys,
     for what, (option, message) in BAD_OPTIONS.items():
         status, err = run_here(capsys, source, "-o", tmp_path / "out.png", *option)
         assert status == 2 and message in one_line(err), (what, err)
+    status, err = run_here(capsys, source, "-o", "")
+    assert status == 2 and "--output is empty" in one_line(err)
     status, err = run_here(capsys, clip, "-o", tmp_path / "x.mp4", "--codec", "ffv1")
     assert status == 2 and "--codec ffv1 is written to .mkv" in one_line(err)
     assert not list(tmp_path.glob("out*")) and not (tmp_path / "x.mp4").exists()
@@ -443,6 +484,10 @@ def test_python_api_restores_as_the_command_does(tmp_path, photo, capsys):
         restorer.restore_file(source, source, overwrite=True)
     again = restorer.restore_file(source, tmp_path / "api.png", overwrite=True)
     assert again.target == tmp_path / "api.png"
+    with pytest.raises(ValueError, match="not a file"):
+        restorer.restore_file(tmp_path, tmp_path / "folder_out")
+    with pytest.raises(ValueError, match="quality must be"):
+        restorer.restore(pixels, True)
     with pytest.raises(FileNotFoundError, match="neither a training workdir"):
         Restorer.from_pretrained(tmp_path / "nothing")
     assert "Restorer" in jaxrestore.__all__

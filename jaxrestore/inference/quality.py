@@ -53,9 +53,11 @@ class Choice(NamedTuple):
 
 def parse_quality(quality: str | float) -> float | None:
     """A user's quality: None for 'auto', else a QF in 1..100 (ValueError otherwise)."""
-    if quality == "auto":
+    if isinstance(quality, str) and quality == "auto":
         return None
     try:
+        if isinstance(quality, bool):  # True is not QF 1
+            raise TypeError
         value = float(quality)
     except (TypeError, ValueError):
         value = float("nan")

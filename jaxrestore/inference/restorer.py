@@ -307,6 +307,8 @@ class Restorer:
         ICC profile, EXIF, grayscale and alpha kept; a video's audio and timestamps
         kept. Never replaces `source`; replaces an existing `target` only with
         `overwrite`. ValueError (one line naming the file) when it cannot be done."""
+        if not Path(source).is_file():
+            raise ValueError(f"{source}: not a file (restore_file takes one image or video)")
         encoding = encoding or transcode.Encoding()
         existing = "overwrite" if overwrite else "refuse"
         plan = batch.plan([Path(source)], target, format, encoding.codec, existing)
@@ -377,4 +379,4 @@ class FileResult:
             "network": "estimated by the quality predictor"
             + (f" over {VIDEO_FRAMES_SAMPLED} frames" if self.frames else ""),
         }[self.choice.method]
-        return f"QF {self.choice.quality:g} ({how})"
+        return f"QF {round(self.choice.quality, 1):g} ({how})"

@@ -181,9 +181,9 @@ def _disambiguate(jobs: list[Job]) -> list[Job]:
     """Files of one folder that share a stem (`pic.jpg`, `pic.png`) keep their own
     extension in their outputs' names (`pic.jpg.png`, `pic.png.png`), so that each
     has its own; other clashes are left for `_check_outputs` to refuse."""
-    by_target: dict[Path, list[int]] = {}
+    by_target: dict[str, list[int]] = {}
     for index, job in enumerate(jobs):
-        by_target.setdefault(job.target, []).append(index)
+        by_target.setdefault(_key(job.target), []).append(index)
     renamed = list(jobs)
     for indices in by_target.values():
         sources = [jobs[i].source for i in indices]
@@ -194,6 +194,12 @@ def _disambiguate(jobs: list[Job]) -> list[Job]:
             name = job.target.stem + job.source.suffix.lower() + job.target.suffix
             renamed[i] = dataclasses.replace(job, target=job.target.with_name(name))
     return renamed
+
+
+def _key(path: Path | str) -> str:
+    """A path as compared for clashes: without case, as a case-insensitive file
+    system (macOS, Windows) would see it, so that no clash goes unseen there."""
+    return os.path.normcase(os.path.abspath(path)).casefold()
 
 
 def _real(path: Path) -> str:
@@ -283,7 +289,8 @@ def plan(
                 others = f" (and {more} more)" if more else ""
                 raise PlanError(
                     f"{files.shown(job.target)} exists{others}; --overwrite replaces, "
-                    "--skip-existing keeps them and restores the rest"
+                    "--skip-existing keeps them and restores the rest (in Python: "
+                    "overwrite=True)"
                 )
             if existing == "skip":
                 present.append(job)
@@ -301,6 +308,10 @@ def _check_outputs(jobs: list[Job], output: Path, out_real: str, into_folder: bo
         info = os.stat(job.source)
         inodes[(info.st_dev, info.st_ino)] = job.source
     claimed: dict[str, Path] = {}
+    folders = {}  # the folders outputs go into, each with one output inside it
+    for job in jobs:
+        for parent in Path(_real(job.target)).parents:
+            folders.setdefault(_key(parent), job.target)
     for job in jobs:
         target = _real(job.target)
         source = sources.get(target)
@@ -315,13 +326,19 @@ def _check_outputs(jobs: list[Job], output: Path, out_real: str, into_folder: bo
                 f"{files.shown(source)}: {whose} would replace this input; restore into "
                 "another folder or name another output"
             )
-        if target in claimed:
+        if _key(target) in claimed:
             raise PlanError(
-                f"{files.shown(claimed[target])} and {files.shown(job.source)} would both be "
-                f"written to {files.shown(job.target)}; restore them into separate folders "
-                "or rename one"
+                f"{files.shown(claimed[_key(target)])} and {files.shown(job.source)} would "
+                f"both be written to {files.shown(job.target)}; restore them into separate "
+                "folders or rename one"
             )
-        claimed[target] = job.source
+        if _key(target) in folders:
+            raise PlanError(
+                f"{files.shown(job.target)} would be both the output of "
+                f"{files.shown(job.source)} and the folder of {files.shown(folders[_key(target)])}"
+                "; restore them separately"
+            )
+        claimed[_key(target)] = job.source
         if into_folder and not _inside(os.path.dirname(target), out_real):
             raise PlanError(
                 f"{files.shown(job.target)}: outside --output {files.shown(output)} "

@@ -238,7 +238,9 @@ def restore_video(
         progress.total = (progress.total or 0) + info.expected
         progress.refresh()
     if not overwrite and os.path.lexists(target):
-        raise files.OutputExists(f"{target}: exists; not replaced (--overwrite replaces)")
+        raise files.OutputExists(
+            f"{files.shown(target)}: exists; not replaced (--overwrite replaces)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = None
     writer = None
@@ -266,6 +268,7 @@ def restore_video(
                 count += len(current.frames)
                 if progress is not None:
                     progress.update(len(current.frames))
+                files.check_interrupted()  # a signal whose exception was lost
             for future in pending:
                 future.result()
             if count == 0:
