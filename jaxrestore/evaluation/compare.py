@@ -69,7 +69,8 @@ class Scorer:
             quality, method = float(degrade.jpeg_equivalent_quality(original, degraded)), "oracle"
         else:
             given = "auto" if true is None else true
-            quality, method = self.restorer.choose_quality(given, degraded)
+            chosen = self.restorer.choose_quality(given, degraded)
+            quality, method = chosen.quality, chosen.method
         restored = self.restorer.restore_pixels(degraded, quality)
         return float(metrics.psnr(restored, original)), METHODS.get(method, method)
 

@@ -4,7 +4,11 @@
 input: a number is used as given; 'auto' reads a JPEG file's quantisation tables
 (exact for libjpeg's tables), else asks the quality predictor (`QualityEstimator`)
 about the pixels; a video gets the median of its estimates over frames spread
-through the file. An unconditioned generator ignores the quality ('unused').
+through the file. An image whose pixels carry an earlier, heavier JPEG compression
+on a grid it no longer starts on (cropped and saved again: most pictures people
+have) gets that compression's QF instead, read from its lattice
+(`earlier_compression`, method 'earlier-compression'). An unconditioned generator
+ignores the quality ('unused').
 """
 
 from __future__ import annotations
@@ -48,7 +52,74 @@ class QualityEstimator:
 
 class Choice(NamedTuple):
     quality: float
-    method: str  # 'given', 'quantization-table', 'network' or 'unused'
+    # 'given', 'quantization-table', 'network', 'earlier-compression' or 'unused'
+    method: str
+    # With 'earlier-compression': the QF the last save (its tables, or the predictor)
+    # says, which the earlier, heavier compression overrides.
+    last_save: float | None = None
+
+
+# An earlier compression counts when its lattice is this clear (peak of the offset's
+# profile) and stands this far above the other offsets' median; and it must be
+# heavier than the last save by more than EARLIER_MARGIN QF (see `earlier_compression`).
+EARLIER_PEAK = 0.3
+EARLIER_RATIO = 3.0
+EARLIER_MARGIN = 5
+SCAN_SIDE = 256  # the offsets are scanned on a centre crop of (SCAN_SIDE + 8)²
+
+
+class Earlier(NamedTuple):
+    """A JPEG compression on a grid the image no longer starts on."""
+
+    quality: int  # its QF (libjpeg's scale)
+    strength: float  # the peak of its lattice profile, up to 1
+    offset: tuple[int, int]  # (dy, dx) where its 8×8 grid lies
+
+
+_scan = jax.jit(quality_lib.offset_profiles)
+
+
+def earlier_compression(image: np.ndarray) -> Earlier | None:
+    """The strongest JPEG compression of uint8 RGB `image` whose 8×8 grid is not the
+    image's own (the picture was cropped or shifted, then saved again, to JPEG at
+    a higher QF or losslessly), or None. It is read from the lattice the quantiser
+    left in the block DCT at each of the 64 grid offsets (`offset_profiles`): a
+    peak counts when it is at least EARLIER_PEAK and EARLIER_RATIO times the
+    median offset's. Resized pictures lose the lattice (their grid is no longer
+    8 pixels) and are not seen."""
+    image = image_io.as_rgb8(image, "image")
+    height, width = image.shape[:2]
+    side = SCAN_SIDE + 8
+    if height < 24 or width < 24:
+        return None
+    top = max(0, (height - side) // 2) // 8 * 8  # on the image's own 8×8 grid
+    left = max(0, (width - side) // 2) // 8 * 8
+    crop = image[top : top + side, left : left + side]
+    profiles = np.asarray(_scan(jnp.asarray(crop, jnp.float32) / 255.0))  # [64, Q]
+    peaks = profiles.max(axis=1)
+    qualities = profiles.argmax(axis=1) + 1
+    floor = EARLIER_RATIO * float(np.median(peaks[1:]))
+    best = None
+    for index in range(1, 64):  # offset 0 is the image's own grid
+        if peaks[index] >= max(EARLIER_PEAK, floor) and (
+            best is None or peaks[index] > peaks[best]
+        ):
+            best = index
+    if best is None:
+        return None
+    return Earlier(int(qualities[best]), float(peaks[best]), divmod(best, 8))
+
+
+def _effective(found: Choice, image: np.ndarray | None, path) -> tuple[Choice, Earlier | None]:
+    """`found` (the last save's QF) or, when the pixels carry an earlier and heavier
+    compression on another grid, that one's QF (method 'earlier-compression'); with
+    the earlier compression when it decided."""
+    if image is None:
+        image = image_io.read_image(str(path))
+    earlier = earlier_compression(image)
+    if earlier is None or earlier.quality >= found.quality - EARLIER_MARGIN:
+        return found, None
+    return Choice(float(earlier.quality), "earlier-compression", found.quality), earlier
 
 
 def parse_quality(quality: str | float) -> float | None:
@@ -96,7 +167,7 @@ def choose(
     if path is not None and not is_video:
         found = _from_tables(path)
         if found is not None:
-            return Choice(float(found.quality), "quantization-table")
+            return _effective(Choice(float(found.quality), "quantization-table"), image, path)[0]
     if estimator is None:
         raise _network_needed(path, is_video)
     if is_video:
@@ -107,7 +178,18 @@ def choose(
         if path is None:
             raise ValueError("choose: give the image, its file or a video's frames")
         image = image_io.read_image(str(path))
-    return Choice(estimator.estimate(image), "network")
+    return _effective(Choice(estimator.estimate(image), "network"), image, path)[0]
+
+
+def _report(path: Path, chosen: Choice, earlier: Earlier | None) -> dict[str, Any]:
+    """estimate_file's answer for an image: the QF `choose` takes, with how, and for
+    an earlier compression also the last save's QF and where its grid lies."""
+    result = {"file": str(path), "quality": round(chosen.quality, 1), "method": chosen.method}
+    if earlier is not None:
+        result["last_save_quality"] = round(chosen.last_save, 1)
+        result["earlier_grid_offset"] = list(earlier.offset)
+        result["earlier_strength"] = round(earlier.strength, 3)
+    return result
 
 
 def video_quality(estimates: list[float]) -> float:
@@ -125,18 +207,16 @@ def estimate_file(path: str | Path, estimator: QualityEstimator | None) -> dict[
         raise ValueError(f"{path}: no such file")
     found = _from_tables(path)
     if found is not None:
-        return {
-            "file": str(path),
-            "quality": found.quality,
-            "method": "quantization-table",
-            "exact": found.exact,
-        }
+        pixels = image_io.read_image(str(path))
+        table = Choice(float(found.quality), "quantization-table")
+        return _report(path, *_effective(table, pixels, path)) | {"exact": found.exact}
     is_video = not image_io.looks_like_image(path)
     if estimator is None:
         raise _network_needed(path, is_video)
     if not is_video:
-        quality = estimator.estimate(image_io.read_image(str(path)))
-        return {"file": str(path), "quality": round(quality, 1), "method": "network"}
+        pixels = image_io.read_image(str(path))
+        network = Choice(estimator.estimate(pixels), "network")
+        return _report(path, *_effective(network, pixels, path))
     qualities = estimator.estimate_frames(video.sample_frames(path, VIDEO_FRAMES_SAMPLED))
     return {
         "file": str(path),

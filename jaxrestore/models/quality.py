@@ -83,6 +83,22 @@ def lattice_statistics(coefficients: jax.Array) -> dict[str, jax.Array]:
     }
 
 
+def offset_profiles(image: jax.Array) -> jax.Array:
+    """[H, W, 3] RGB in [0, 1] -> [64, Q] lattice profiles (`lattice_statistics`) of
+    the 8×8 grid started at each offset (dy, dx) in 0..7 (row dy·8 + dx), over the
+    same (H − 8) × (W − 8) window: a JPEG compression on a grid the image no longer
+    starts on (cropped since, then saved again) shows as a peak at its QF at the
+    offset where its grid now lies."""
+    height, width = image.shape[0] - 8, image.shape[1] - 8
+    offsets = jnp.array([(dy, dx) for dy in range(8) for dx in range(8)], jnp.int32)
+
+    def one(offset):
+        window = jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (height, width, 3))
+        return lattice_statistics(block_dct_luma(window[None]))["profile"][0]
+
+    return jax.lax.map(one, offsets)  # one offset at a time: bounded memory
+
+
 class QualityNet(nn.Module):
     """[B, H, W, 3] in [0, 1] -> QF estimate [B] in [1, 100]."""
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from jaxrestore import estimate_quality, inference, metrics
 from jaxrestore.data import degrade, sources
+from jaxrestore.inference.quality import Choice
 from jaxrestore.media import image as image_io
 from jaxrestore.media import jpeg_tables
 from jaxrestore.models import generator as generator_lib
@@ -203,14 +204,14 @@ def test_restorer_takes_quality_from_tables_network_or_user(
     jpeg = tmp_path / "a.jpg"
     jpeg.write_bytes(pillow_jpeg(photo, 23))
     pixels = image_io.read_image(str(jpeg))
-    assert restorer.choose_quality("auto", pixels, jpeg) == (23.0, "quantization-table")
-    assert restorer.choose_quality(64, pixels, jpeg) == (64.0, "given")
-    network, method = restorer.choose_quality("auto", pixels)
+    assert restorer.choose_quality("auto", pixels, jpeg) == Choice(23.0, "quantization-table")
+    assert restorer.choose_quality(64, pixels, jpeg) == Choice(64.0, "given")
+    network, method, _ = restorer.choose_quality("auto", pixels)
     assert method == "network" and 1 <= network <= 100
     # The file alone: its pixels are read for the predictor (a PNG has no tables).
     png = tmp_path / "a.png"
     Image.fromarray(pixels).save(png)
-    assert restorer.choose_quality("auto", path=png) == (network, "network")
+    assert restorer.choose_quality("auto", path=png) == Choice(network, "network")
     with pytest.raises(
         ValueError, match="not a JPEG file: its quality is estimated by the quality predictor"
     ):
