@@ -81,7 +81,8 @@ class Scorer:
             found = [degrade.jpeg_equivalent_quality(clip[i], decoded[i]) for i in picks]
             quality, method = round(float(np.median(found)), 1), "oracle"
         else:
-            quality, method = protocol.clip_quality(self.restorer, decoded)
+            chosen = protocol.clip_quality(self.restorer, decoded)
+            quality, method = chosen.quality, chosen.method
         restored = self.restorer.restore_frames(decoded, quality)
         return [float(metrics.psnr(r, o)) for r, o in zip(restored, clip)], METHODS.get(
             method, method
