@@ -10,8 +10,9 @@ cropped by SHIFT pixels (so the 8×8 grids no longer align), optionally resized
 the original cropped and resized the same way. Every case is restored by the
 generator as the restore command would restore the file: with `auto` (the QF
 `Restorer.choose_quality` finds from the file: its tables, an earlier compression
-seen through them, or the predictor), with the last save's QF (what `auto` gave
-before it looked for earlier compressions), and with each QF of `--manual`; the
+seen through them, or the predictor), with the QF `auto` gave before it looked for
+earlier compressions (the last save's tables; the predictor for a PNG), and with
+each QF of `--manual`; the
 table gives the PSNR of each (RGB, mean over images) and the best manual QF.
 
 Cases: `Q` (one save at Q), `Q1-Q2s` (Q1, shifted, Q2), `Q1-rF-Q2` (Q1, shifted,
@@ -65,10 +66,6 @@ class Case:
         except (ValueError, IndexError):
             pass
         raise ValueError(f"--cases: cannot read {text!r} (e.g. 10, 10-50s, 10-r75-90, 10-png)")
-
-    @property
-    def last_save(self) -> int:
-        return self.second if self.second is not None else self.first
 
     def make(self, original: np.ndarray, folder: Path, stem: str) -> tuple[Path, np.ndarray]:
         """The degraded file (written in `folder`) and the reference it is scored on."""
@@ -132,7 +129,7 @@ def evaluate(
         for case in cases:
             scores: dict[str, list[float]] = {"jpeg": [], "auto": [], "last_save": []}
             scores.update({f"q{q}": [] for q in manual})
-            chosen, methods = [], {}
+            chosen, befores, methods = [], [], {}
             for index in range(len(images)):
                 original = centre_crop(images.load(index), crop)
                 path, reference = case.make(original, folder, f"{index}")
@@ -143,7 +140,11 @@ def evaluate(
                 psnr_at = _Scorer(restorer, degraded, reference)
                 scores["jpeg"].append(float(metrics.psnr(degraded, reference)))
                 scores["auto"].append(psnr_at(choice.quality))
-                scores["last_save"].append(psnr_at(float(case.last_save)))
+                # What auto gave before it looked for earlier compressions: the last
+                # save's tables (or, for a PNG, the predictor).
+                before = choice.last_save if choice.last_save is not None else choice.quality
+                befores.append(before)
+                scores["last_save"].append(psnr_at(float(before)))
                 for q in manual:
                     scores[f"q{q}"].append(psnr_at(float(q)))
                 if progress is not None:
@@ -155,7 +156,7 @@ def evaluate(
                     "case": case.name,
                     "images": len(images),
                     "jpeg": means["jpeg"],
-                    "last_save_qf": case.last_save,
+                    "last_save_qf": float(np.median(befores)),
                     "last_save": means["last_save"],
                     "auto": means["auto"],
                     "auto_qf_median": float(np.median(chosen)),
@@ -170,15 +171,15 @@ def evaluate(
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| case | JPEG | last-save QF | auto (QF, how) | best manual (QF) | auto gain "
-        "| auto − best |",
+        "| case | JPEG | auto before (last save's QF) | auto (QF, how) | best manual (QF) "
+        "| auto gain | auto − best |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         how = ", ".join(f"{m} {n}" for m, n in sorted(row["auto_methods"].items()))
         lines.append(
             f"| {row['case']} | {row['jpeg']:.2f} | {row['last_save']:.2f} "
-            f"(QF {row['last_save_qf']}) | {row['auto']:.2f} (QF {row['auto_qf_median']:g}; "
+            f"(QF {row['last_save_qf']:g}) | {row['auto']:.2f} (QF {row['auto_qf_median']:g}; "
             f"{how}) | {row['best_manual']:.2f} (QF {row['best_manual_qf']}) | "
             f"{row['auto'] - row['jpeg']:+.2f} | {row['auto'] - row['best_manual']:+.2f} |"
         )
