@@ -179,7 +179,8 @@ def markdown(rows: list[dict]) -> str:
         how = ", ".join(f"{m} {n}" for m, n in sorted(row["auto_methods"].items()))
         lines.append(
             f"| {row['case']} | {row['jpeg']:.2f} | {row['last_save']:.2f} "
-            f"(QF {row['last_save_qf']:g}) | {row['auto']:.2f} (QF {row['auto_qf_median']:g}; "
+            f"(QF {round(row['last_save_qf'], 1):g}) | {row['auto']:.2f} "
+            f"(QF {round(row['auto_qf_median'], 1):g}; "
             f"{how}) | {row['best_manual']:.2f} (QF {row['best_manual_qf']}) | "
             f"{row['auto'] - row['jpeg']:+.2f} | {row['auto'] - row['best_manual']:+.2f} |"
         )
