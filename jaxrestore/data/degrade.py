@@ -1,8 +1,11 @@
 """Host-side degradations that make the compressed side of a training pair.
 
 Still-image codecs: JPEG at a quality factor (QF, libjpeg's 1–100 scale) with
-4:2:0, 4:2:2 or 4:4:4 chroma, and double JPEG (two qualities, the second 8×8
-grid shifted against the first). Video codecs through PyAV's FFmpeg: H.264
+4:2:0, 4:2:2 or 4:4:4 chroma, double JPEG (two qualities, the second 8×8 grid
+shifted against the first), and `resave`: the chain most pictures people have
+went through — JPEG, then cropped (grid shifted), often resized (0.5–1×,
+bicubic, bilinear or Lanczos as image tools do), then saved again as JPEG or
+WebP at a higher quality, or as PNG. Video codecs through PyAV's FFmpeg: H.264
 (libx264 at a constant rate factor, CRF) and MPEG-2 (a fixed quantiser scale),
 either on one frame (intra coding) or on a short clip (motion-compensated
 inter frames, the artifacts of real video).
@@ -41,9 +44,23 @@ PILLOW_SUBSAMPLING = {"444": 0, "422": 1, "420": 2}
 VIDEO_CODECS = {"h264": ("libx264", "h264"), "mpeg2": ("mpeg2video", "mpeg2video")}
 # H.264 CRF 0–51 (higher = worse); MPEG-2 quantiser scale 1–31 (higher = worse).
 STRENGTH_RANGES = {"h264": (0, 51), "mpeg2": (1, 31)}
-KINDS = ("jpeg", "chroma", "double_jpeg", "h264", "mpeg2", "h264_clip", "mpeg2_clip", "none")
+KINDS = (
+    "jpeg",
+    "chroma",
+    "double_jpeg",
+    "h264",
+    "mpeg2",
+    "h264_clip",
+    "mpeg2_clip",
+    "none",
+    "resave",
+)
 CLIP_KINDS = ("h264_clip", "mpeg2_clip")
 DOUBLE_JPEG_MARGIN = 8  # extra pixels cropped so the second grid can shift by 0..7
+# Re-saves: what the picture is saved as the second time, and how image tools resize.
+RESAVE_FORMATS = (("jpeg", 0.6), ("png", 0.2), ("webp", 0.2))
+RESAVE_KERNELS = ("bicubic", "bilinear", "lanczos")
+RESAVE_SCALE_MIN = 0.5
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int, subsampling: str = "420") -> np.ndarray:
@@ -84,6 +101,52 @@ def double_jpeg(
     once = jpeg_roundtrip(window, first_quality)
     crop = (slice(dy, dy + size), slice(dx, dx + size))
     return jpeg_roundtrip(once[crop], second_quality), np.ascontiguousarray(window[crop])
+
+
+def resave(
+    window: np.ndarray,
+    first_quality: int,
+    shift: tuple[int, int],
+    scale: float,
+    kernel: str,
+    second: tuple[str, int],
+    size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The life of a picture people have: JPEG at `first_quality`, cropped at `shift`
+    (its grid no longer the image's), resized by `scale` (≤ 1) with `kernel`, then
+    saved again as `second` = ('jpeg', QF), ('webp', quality) or ('png', 0).
+    Returns (degraded, target), both `size`²; the target is the original cropped
+    and resized the same way."""
+    from PIL import Image
+
+    dy, dx = shift
+    side = int(np.ceil(size / scale - 1e-6))
+    if window.shape[0] < side + dy or window.shape[1] < side + dx:
+        raise ValueError(f"window {window.shape[:2]} too small for {side}² at shift {shift}")
+    resample = {
+        "bicubic": Image.BICUBIC,
+        "bilinear": Image.BILINEAR,
+        "lanczos": Image.LANCZOS,
+    }[kernel]
+    crop = (slice(dy, dy + side), slice(dx, dx + side))
+
+    def resized(pixels: np.ndarray) -> np.ndarray:
+        if side == size:
+            return np.ascontiguousarray(pixels)
+        return np.asarray(Image.fromarray(pixels).resize((size, size), resample))
+
+    once = resized(jpeg_roundtrip(window, first_quality)[crop])
+    target = resized(window[crop])
+    codec, quality = second
+    if codec == "jpeg":
+        return jpeg_roundtrip(once, quality), target
+    if codec == "webp":
+        buffer = io.BytesIO()
+        Image.fromarray(once).save(buffer, "WEBP", quality=quality, method=4)
+        return np.asarray(Image.open(buffer).convert("RGB")), target
+    if codec == "png":  # lossless: the first compression as it was resized
+        return once, target
+    raise ValueError(f"resave: unknown second format {codec!r}")
 
 
 def video_roundtrip(frames: np.ndarray, codec: str, strength: int) -> np.ndarray:
@@ -264,6 +327,20 @@ class DegradationMix:
             room = min(window.shape[0] - size, DOUBLE_JPEG_MARGIN - 1) + 1
             shift = (int(rng.integers(0, room)), int(rng.integers(0, room)))
             degraded, target = double_jpeg(window, first, second, shift, size)
+            return degraded, target, jpeg_equivalent_quality(target, degraded)
+        if kind == "resave":
+            window = window_fn(size + DOUBLE_JPEG_MARGIN)  # room for a 0.5× resize
+            first = self._quality(rng)
+            room = min(window.shape[:2]) - size
+            shift = (int(rng.integers(0, min(room, 7) + 1)), int(rng.integers(0, min(room, 7) + 1)))
+            lowest = max(RESAVE_SCALE_MIN, size / (min(window.shape[:2]) - max(shift)))
+            scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(lowest, 1.0))
+            kernel = RESAVE_KERNELS[int(rng.integers(0, len(RESAVE_KERNELS)))]
+            formats = [name for name, _ in RESAVE_FORMATS]
+            weights = np.array([w for _, w in RESAVE_FORMATS])
+            codec = formats[int(rng.choice(len(formats), p=weights / weights.sum()))]
+            second = int(rng.integers(first, max(first, 95) + 1))  # saved again, higher
+            degraded, target = resave(window, first, shift, scale, kernel, (codec, second), size)
             return degraded, target, jpeg_equivalent_quality(target, degraded)
         if kind in ("h264", "mpeg2"):
             target = window_fn(0)

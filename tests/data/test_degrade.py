@@ -86,7 +86,7 @@ def test_pipeline_mixes_kinds_with_labels_and_determinism(tmp_path, clip):
     clips = sources.ClipSet(folder)
     images = sources.FileImages([sources.embedded_dir() / "astronaut.png"])
     ranges = degrade.Ranges(crf_min=30, crf_max=40, mpeg2_min=5, mpeg2_max=20, clip_frames=4)
-    spec = "jpeg,chroma,double_jpeg,h264,mpeg2,h264_clip,mpeg2_clip,none"
+    spec = "jpeg,chroma,double_jpeg,h264,mpeg2,h264_clip,mpeg2_clip,none,resave"
     transform = pipeline.CropAndCompress(images, 32, 20, 60, True, 0, True, spec, ranges, clips)
     samples = [transform.random_map(0, np.random.default_rng(seed)) for seed in range(80)]
     kinds = {degrade.KINDS[int(s["kind"])] for s in samples}
@@ -104,3 +104,31 @@ def test_pipeline_mixes_kinds_with_labels_and_determinism(tmp_path, clip):
         np.testing.assert_array_equal(again[key], samples[7][key])
     with pytest.raises(ValueError, match="needs video clips"):
         pipeline.CropAndCompress(images, 32, 20, 60, True, 0, False, "h264_clip", ranges, None)
+
+
+def test_resave_chain_shifts_resizes_and_saves_again(photo):
+    window = photo[:200, :200]
+    degraded, target = degrade.resave(window, 10, (3, 5), 0.75, "bicubic", ("jpeg", 90), 96)
+    assert degraded.shape == target.shape == (96, 96, 3)
+    # The target is the original cropped at the shift and resized like the picture.
+    from PIL import Image
+
+    side = 128  # 96 / 0.75
+    expected = Image.fromarray(window[3 : 3 + side, 5 : 5 + side]).resize((96, 96), Image.BICUBIC)
+    np.testing.assert_array_equal(target, np.asarray(expected))
+    # The heavy first save dominates the light second one, whatever the format after it.
+    once = metrics.psnr(degrade.jpeg_roundtrip(target, 10), target)
+    for second in (("jpeg", 90), ("webp", 90), ("png", 0)):
+        again, _ = degrade.resave(window, 10, (3, 5), 1.0, "lanczos", second, 96)
+        light = metrics.psnr(degrade.jpeg_roundtrip(target, 90), target)
+        assert abs(metrics.psnr(again, window[3:99, 5:101]) - once) < 3 < light - once, second
+    again, _ = degrade.resave(window, 10, (3, 5), 0.75, "bicubic", ("jpeg", 90), 96)
+    np.testing.assert_array_equal(again, degraded)  # deterministic
+    # In the mix: labelled on the JPEG scale near the first save's QF.
+    mix = degrade.DegradationMix("resave", degrade.Ranges(quality_min=10, quality_max=10))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        out, tgt, quality = mix.photo_pair(
+            "resave", lambda extra: photo[: 64 + extra, : 64 + extra], 64, rng
+        )
+        assert out.shape == tgt.shape == (64, 64, 3) and 5 <= quality <= 30, quality
