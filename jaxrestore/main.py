@@ -18,6 +18,8 @@ JAX_NUM_PROCESSES and JAX_PROCESS_ID (launch/local_multiprocess.sh does so on
 localhost). Every process runs the same command with the same shared --workdir.
 """
 
+import gc
+import logging as stdlib_logging
 import os
 import sys
 from pathlib import Path
@@ -83,6 +85,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # library chatter; progress is printed by train
+    logging.get_absl_handler().addFilter(_without_library_tracebacks)
     config = _CONFIG.value
     config_file = Path(flags.FLAGS["config"].config_filename.split(":")[0])
     try:
@@ -101,6 +104,7 @@ def main(argv: list[str]) -> None:
     try:
         loop.train_and_evaluate(config, workdir)
     except loop.Preempted as stopped:
+        _quiet_background()
         print(f"jaxrestore.main: {stopped}", file=sys.stderr)
         sys.exit(PREEMPTED_EXIT)
     except (
@@ -109,11 +113,32 @@ def main(argv: list[str]) -> None:
         loop.NonFiniteError,
         checkpoint.CheckpointError,
     ) as error:
+        _quiet_background()
         sys.exit(f"jaxrestore.main: {error}")
     except OSError as error:  # a write into the workdir failed: full disk, permissions
         where, reason = error.filename or workdir, error.strerror or str(error)
         kept = checkpoint.newest_complete(workdir)
+        _quiet_background()
         sys.exit(f"jaxrestore.main: {where}: could not be written: {reason}; {kept}")
+
+
+def _without_library_tracebacks(record: stdlib_logging.LogRecord) -> bool:
+    """Log a library's error as its one line: a failed checkpoint write makes orbax log
+    each of its save threads' tracebacks (dozens of lines), while the run's own error
+    says what failed and which checkpoint is kept."""
+    if record.exc_info and f"{os.sep}site-packages{os.sep}" in record.pathname:
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+def _quiet_background() -> None:
+    """Before the one line that ends a failed or stopped run: silence library logging,
+    then collect garbage, so the save threads' own reports of the same failure (orbax
+    logs every failed write with a traceback; asyncio logs each of its tasks' unread
+    errors when they are collected, at exit) do not follow the line that explains it."""
+    stdlib_logging.disable(stdlib_logging.CRITICAL)
+    gc.collect()
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
