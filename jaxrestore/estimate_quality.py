@@ -3,9 +3,15 @@
     python -m jaxrestore.estimate_quality FILE... [--predictor quality|RUN]
 
 Prints one JSON line per file:
-  {"file": ..., "quality": QF, "method": "quantization-table" | "network", ...}
+  {"file": ..., "quality": QF, "method": "quantization-table" | "network" |
+   "earlier-compression" | "resized-compression", ...}
 A JPEG file's QF is read from its quantisation tables ("exact": true when they
 are libjpeg's tables at that QF; other encoders' tables give the nearest QF).
+When the pixels carry an earlier, heavier JPEG compression (the picture was
+cropped, or resized, and saved again), "quality" is that one's QF, the QF the
+restore command uses, and "last_save_quality" the last save's; the earlier
+grid's offset, its lattice's strength and, if resized since, its blocks' size
+in pixels come with it.
 Other images, and video (a summary over frames spread through the file:
 median, min, max and per-frame estimates), go through the quality predictor:
 `--predictor`, default $JAXRESTORE_PREDICTOR or else the packaged one

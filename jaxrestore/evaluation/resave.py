@@ -37,7 +37,7 @@ from PIL import Image
 from jaxrestore import metrics
 from jaxrestore.evaluation import protocol
 
-DEFAULT_CASES = "10,10-30s,10-50s,10-75s,10-90s,30-50s,10-r75-90,10-png"
+DEFAULT_CASES = "10,10-30s,10-50s,10-75s,10-90s,30-50s,10-r75-90,10-r60-90,20-r90-75,10-png"
 DEFAULT_MANUAL = "5,10,15,20,30,40,50,75,90"
 SHIFT = (3, 5)  # rows, columns cropped before the second save
 

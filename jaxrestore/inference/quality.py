@@ -7,8 +7,9 @@ about the pixels; a video gets the median of its estimates over frames spread
 through the file. An image whose pixels carry an earlier, heavier JPEG compression
 on a grid it no longer starts on (cropped and saved again: most pictures people
 have) gets that compression's QF instead, read from its lattice
-(`earlier_compression`, method 'earlier-compression'). An unconditioned generator
-ignores the quality ('unused').
+(`earlier_compression`, method 'earlier-compression'); so does one resized since
+that compression (`resized_compression`, method 'resized-compression'). An
+unconditioned generator ignores the quality ('unused').
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ class QualityEstimator:
 
 class Choice(NamedTuple):
     quality: float
-    # 'given', 'quantization-table', 'network', 'earlier-compression' or 'unused'
+    # 'given', 'quantization-table', 'network', 'earlier-compression',
+    # 'resized-compression' or 'unused'
     method: str
-    # With 'earlier-compression': the QF the last save (its tables, or the predictor)
+    # With 'earlier-/resized-compression': the QF the last save (its tables, or the predictor)
     # says, which the earlier, heavier compression overrides.
     last_save: float | None = None
 
@@ -78,7 +80,8 @@ class Earlier(NamedTuple):
 
     quality: int  # its QF (libjpeg's scale)
     strength: float  # the peak of its lattice profile, up to 1
-    offset: tuple[int, int]  # (dy, dx) where its 8×8 grid lies
+    offset: tuple[float, float]  # (dy, dx) where its grid lies (a block's first pixel)
+    block: float = 8.0  # its blocks' side now, in pixels: 8 × the resize since (8: none)
 
 
 _scan = jax.jit(quality_lib.offset_profiles)
@@ -115,18 +118,115 @@ def earlier_compression(image: np.ndarray) -> Earlier | None:
     return Earlier(int(qualities[best]), float(peaks[best]), divmod(best, 8))
 
 
+# A compression before a resize: its 8×8 blocks are now 8·s pixels (s: the resize,
+# RESIZED_PERIODS covers s ≈ 0.51–0.97; s = 0.5 puts them on the last save's own
+# grid harmonics, and 1 is `earlier_compression`'s). Their edges make the mean
+# absolute luma difference between neighbouring columns (rows) periodic; the
+# RESIZED_CANDIDATES strongest periods are each resampled back to 8-pixel blocks on
+# their phase and read like a JPEG's lattice, at QF RESIZED_MIN_QUALITY and up. The
+# lattice counts at RESIZED_PEAK, below QF RESIZED_COARSE_QUALITY at
+# RESIZED_COARSE_PEAK (smooth pictures fit the coarse lattices by chance).
+# Measured on 256² centre crops of 29 LIVE1 and 15 held-out photos: single saves at
+# QF 5–95, originals and resized originals saved again peak at most 0.17, always
+# at QF 5–9; QF 10 resized by 0.75 (bicubic) then saved at QF 90 is found at its QF
+# in 36 of 44 (0.11–0.92), QF 20 resized by 0.9 (Lanczos) in 11 of 44 (0.13–0.69).
+RESIZED_PERIODS = np.arange(4.1, 7.8, 0.0025)
+RESIZED_CANDIDATES = 4
+RESIZED_MIN_QUALITY = 5
+RESIZED_PEAK = 0.12
+RESIZED_COARSE_QUALITY = 10
+RESIZED_COARSE_PEAK = 0.2
+RESIZED_PROFILE_SIDE = 1024  # the periodicity is measured on a centre crop this size
+
+_lattice_profile = jax.jit(
+    lambda image: quality_lib.lattice_statistics(quality_lib.block_dct_luma(image))["profile"]
+)
+
+
+def _edge_periodicity(luma: np.ndarray, axis: int) -> np.ndarray:
+    """The complex response of the column (axis=1) or row (axis=0) edge profile
+    of `luma` at each of RESIZED_PERIODS."""
+    edges = np.abs(np.diff(luma, axis=axis)).mean(axis=1 - axis)
+    edges = edges - np.convolve(edges, np.ones(9) / 9, mode="same")  # slow trends out
+    positions = np.arange(len(edges))
+    waves = np.exp(-2j * np.pi * positions[None, :] / RESIZED_PERIODS[:, None])
+    return waves @ edges / len(edges)
+
+
+def resized_compression(image: np.ndarray) -> Earlier | None:
+    """The JPEG compression of uint8 RGB `image` made before it was resized (by
+    0.51–0.97, with any image tool's kernel) and saved again, or None: its blocks'
+    period and phase are read from the periodic edges they left, the picture is
+    resampled back to 8-pixel blocks there, and the lattice of the block DCT says
+    the QF (see RESIZED_PERIODS)."""
+    from PIL import Image
+
+    image = image_io.as_rgb8(image, "image")
+    height, width = image.shape[:2]
+    if min(height, width) < 96:
+        return None
+    top = max(0, (height - RESIZED_PROFILE_SIDE) // 2)
+    left = max(0, (width - RESIZED_PROFILE_SIDE) // 2)
+    crop = image[top : top + RESIZED_PROFILE_SIDE, left : left + RESIZED_PROFILE_SIDE]
+    luma = crop.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    across, down = _edge_periodicity(luma, 1), _edge_periodicity(luma, 0)
+    magnitude_x, magnitude_y = np.abs(across), np.abs(down)
+    joint = magnitude_x / np.median(magnitude_x) + magnitude_y / np.median(magnitude_y)
+    maxima = np.flatnonzero((joint[1:-1] >= joint[:-2]) & (joint[1:-1] >= joint[2:])) + 1
+    picture = Image.fromarray(crop)
+    crop_h, crop_w = crop.shape[:2]
+    best = None
+    for index in maxima[np.argsort(-joint[maxima])][:RESIZED_CANDIDATES]:
+        # Each axis at its own strongest period within ±12 steps (the two sides of
+        # a resized picture are rounded to whole pixels separately).
+        low, high = max(0, index - 12), index + 13
+        ix = low + int(np.argmax(magnitude_x[low:high]))
+        iy = low + int(np.argmax(magnitude_y[low:high]))
+        period_x, period_y = RESIZED_PERIODS[ix], RESIZED_PERIODS[iy]
+        side = min(SCAN_SIDE, int(min(crop_h / period_y, crop_w / period_x)) * 8 - 24)
+        if side < 64:
+            continue
+        # An edge between pixels i and i+1 peaks the profile at i; a block starts at i+1.
+        edge_x = (-np.angle(across[ix]) % (2 * np.pi)) / (2 * np.pi) * period_x
+        edge_y = (-np.angle(down[iy]) % (2 * np.pi)) / (2 * np.pi) * period_y
+        start_x = edge_x + 1 + (crop_w - side * period_x / 8) / 2 // period_x * period_x
+        start_y = edge_y + 1 + (crop_h - side * period_y / 8) / 2 // period_y * period_y
+        resampled = picture.transform(
+            (side, side),
+            Image.AFFINE,
+            (period_x / 8, 0, start_x, 0, period_y / 8, start_y),
+            Image.BICUBIC,
+        )
+        pixels = jnp.asarray(np.asarray(resampled, np.float32)[None] / 255.0)
+        profile = np.asarray(_lattice_profile(pixels))[0, RESIZED_MIN_QUALITY - 1 :]
+        strength = float(profile.max())
+        quality = int(profile.argmax()) + RESIZED_MIN_QUALITY
+        needed = RESIZED_PEAK if quality >= RESIZED_COARSE_QUALITY else RESIZED_COARSE_PEAK
+        if strength >= needed and (best is None or strength > best.strength):
+            offset = (
+                round(float((top + start_y) % period_y), 2),
+                round(float((left + start_x) % period_x), 2),
+            )
+            best = Earlier(quality, strength, offset, round(float(period_x + period_y) / 2, 3))
+    return best
+
+
 def _effective(found: Choice, image: np.ndarray | None, path) -> tuple[Choice, Earlier | None]:
     """`found` (the last save's QF) or, when the pixels carry an earlier and heavier
-    compression on another grid, that one's QF (method 'earlier-compression'); with
-    the earlier compression when it decided."""
+    compression on another grid, that one's QF (method 'earlier-compression'; made
+    before a resize: 'resized-compression'); with the earlier compression when it
+    decided."""
     if found.quality <= EARLIER_MARGIN + 1:  # nothing heavier to find
         return found, None
     if image is None:
         image = image_io.read_image(str(path))
     earlier = earlier_compression(image)
     if earlier is None or earlier.quality >= found.quality - EARLIER_MARGIN:
+        earlier = resized_compression(image)
+    if earlier is None or earlier.quality >= found.quality - EARLIER_MARGIN:
         return found, None
-    return Choice(float(earlier.quality), "earlier-compression", found.quality), earlier
+    method = "earlier-compression" if earlier.block == 8 else "resized-compression"
+    return Choice(float(earlier.quality), method, found.quality), earlier
 
 
 def parse_quality(quality: str | float) -> float | None:
@@ -195,6 +295,8 @@ def _report(path: Path, chosen: Choice, earlier: Earlier | None) -> dict[str, An
     if earlier is not None:
         result["last_save_quality"] = round(chosen.last_save, 1)
         result["earlier_grid_offset"] = list(earlier.offset)
+        if earlier.block != 8:  # resized since: its blocks' side now, in pixels
+            result["earlier_block_size"] = earlier.block
         result["earlier_strength"] = round(earlier.strength, 3)
     return result
 

@@ -355,9 +355,9 @@ class Restorer:
 @dataclasses.dataclass(frozen=True)
 class FileResult:
     """What `Restorer.restore_file` did: the QF used and how it was chosen
-    (`quality.Choice`: 'given', 'quantization-table', 'network', 'earlier-compression'
-    or 'unused' by an
-    unconditioned generator), pixels (an image) or frames (a video) and seconds."""
+    (`quality.Choice`: 'given', 'quantization-table', 'network', 'earlier-compression',
+    'resized-compression' or 'unused' by an unconditioned generator), pixels (an
+    image) or frames (a video) and seconds."""
 
     source: Path
     target: Path
@@ -374,10 +374,11 @@ class FileResult:
         """The QF and its source, as the restore command prints it."""
         if self.choice.method == "unused":
             return "no QF (the generator is not conditioned on one)"
-        if self.choice.method == "earlier-compression":
+        if self.choice.method in ("earlier-compression", "resized-compression"):
+            resized = ", resized since," if self.choice.method == "resized-compression" else ""
             return (
-                f"QF {round(self.choice.quality, 1):g} (an earlier JPEG compression, seen "
-                f"through a re-save at QF {round(self.choice.last_save, 1):g})"
+                f"QF {round(self.choice.quality, 1):g} (an earlier JPEG compression{resized} "
+                f"seen through a re-save at QF {round(self.choice.last_save, 1):g})"
             )
         how = {
             "given": "given",

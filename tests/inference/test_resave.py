@@ -1,6 +1,6 @@
-"""Re-saved JPEGs: an earlier, heavier compression on a shifted grid is seen through
-the last save's tables, chosen by `auto`, reported by estimate_quality, and
-measured by the re-save benchmark."""
+"""Re-saved JPEGs: an earlier, heavier compression on a shifted grid, or made before
+a resize, is seen through the last save's tables, chosen by `auto`, reported by
+estimate_quality, and measured by the re-save benchmark."""
 
 import json
 
@@ -12,10 +12,14 @@ from jaxrestore import estimate_quality
 from jaxrestore.data import degrade, sources
 from jaxrestore.evaluation import resave
 from jaxrestore.inference import quality
+from jaxrestore.inference.restorer import FileResult
 
 
-def saved_twice(photo, first, second, shift=(3, 5)):
+def saved_twice(photo, first, second, shift=(3, 5), scale=1.0, kernel=Image.BICUBIC):
     once = degrade.jpeg_roundtrip(photo, first)[shift[0] :, shift[1] :]
+    if scale != 1.0:
+        size = (round(once.shape[1] * scale), round(once.shape[0] * scale))
+        once = np.asarray(Image.fromarray(once).resize(size, kernel))
     return once if second is None else degrade.jpeg_roundtrip(once, second)
 
 
@@ -46,6 +50,56 @@ def test_single_saves_and_originals_show_no_earlier_compression(photos):
         for q in (5, 30, 75, 95):
             found = quality.earlier_compression(degrade.jpeg_roundtrip(photo, q))
             assert found is None or found.quality >= q - quality.EARLIER_MARGIN, (q, found)
+
+
+def test_a_compression_made_before_a_resize_is_found(photos):
+    """QF 10, cropped by (3, 5), resized (bicubic 0.75×, Lanczos 0.6×), then saved at a
+    higher QF or losslessly: its blocks (6 and 4.8 pixels now) are found, and QF 10."""
+    for photo in photos:
+        for scale, kernel, second in (
+            (0.75, Image.BICUBIC, 90),
+            (0.6, Image.LANCZOS, 85),
+            (0.75, Image.BICUBIC, None),
+        ):
+            found = quality.resized_compression(
+                saved_twice(photo, 10, second, scale=scale, kernel=kernel)
+            )
+            assert found is not None and found.quality == 10, (scale, second, found)
+            assert found.block == pytest.approx(8 * scale, abs=0.02)
+            assert found.strength >= quality.RESIZED_PEAK
+            # The first block row/column after the crop (5, 3) lies at (3.75, 2.25) now.
+            if scale == 0.75:
+                assert found.offset[0] == pytest.approx(3.75, abs=0.5)
+                assert found.offset[1] == pytest.approx(2.25, abs=0.5)
+
+
+def test_single_saves_and_resized_originals_show_no_resized_compression(photos):
+    for photo in photos:
+        assert quality.resized_compression(photo) is None
+        for q in (5, 30, 75, 95):
+            assert quality.resized_compression(degrade.jpeg_roundtrip(photo, q)) is None, q
+        size = (round(photo.shape[1] * 0.75), round(photo.shape[0] * 0.75))
+        smaller = np.asarray(Image.fromarray(photo).resize(size, Image.BICUBIC))
+        assert quality.resized_compression(degrade.jpeg_roundtrip(smaller, 90)) is None
+        tiny = degrade.jpeg_roundtrip(photo[:80, :80], 90)
+        assert quality.resized_compression(tiny) is None  # too small to tell
+
+
+def test_auto_and_estimate_quality_see_through_a_resize(tmp_path, photo, capsys):
+    path = tmp_path / "resized.jpg"
+    Image.fromarray(saved_twice(photo, 10, None, scale=0.75)).save(path, quality=90)
+    chosen = quality.choose("auto", True, None, None, path)
+    assert chosen == quality.Choice(10, "resized-compression", 90)
+    assert estimate_quality.run([str(path), "--predictor", ""]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "resized-compression" and report["quality"] == 10
+    assert report["last_save_quality"] == 90 and report["exact"] is True
+    assert report["earlier_block_size"] == pytest.approx(6.0, abs=0.02)
+    # What the restore command prints for it.
+    result = FileResult(path, tmp_path / "out.png", chosen, 1, 0, 0.1)
+    assert result.describe() == (
+        "QF 10 (an earlier JPEG compression, resized since, seen through a re-save at QF 90)"
+    )
 
 
 def test_auto_and_estimate_quality_see_through_a_resave(tmp_path, photo, capsys):
