@@ -33,6 +33,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.heldout_split = "heldout"
     config.data.image_key = "image"
     config.data.patch_size = 128  # 256 8×8 blocks per patch
+    # Not `resave`: trained with it (resave:3, the `cpu` budget) the predictor still
+    # reads the last save's lattice on a re-saved JPEG (QF 90 for QF 10 → 0.75× →
+    # 90) and its held-out error on single saves doubled (0.10 → 0.23 QF); re-saves
+    # are found from the earlier compression's own lattice (inference/quality.py).
     config.data.degradations = "jpeg:6,chroma:2,double_jpeg:1,h264:1,mpeg2:1,h264_clip:1,none:1"
     config.data.quality_min = 5
     config.data.quality_max = 95

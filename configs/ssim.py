@@ -126,8 +126,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.checkpoint_every_steps = 250
     elif variant in ("universal", "universal_cpu"):
         # One model for any quality: conditioned on QF, trained on QF 5–95 with single
-        # and double JPEG and the chroma subsampling variants.
-        config.data.degradations = "jpeg:6,double_jpeg:2,chroma:2"
+        # and double JPEG, the chroma subsampling variants and re-saved pictures
+        # (JPEG, cropped, often resized, saved again as JPEG/WebP/PNG; labelled with
+        # their JPEG-equivalent QF, the one `auto` finds for them).
+        config.data.degradations = "jpeg:6,double_jpeg:2,chroma:2,resave:3"
         config.data.quality_min = 5
         config.data.quality_max = 95
         config.model.conditioned = True

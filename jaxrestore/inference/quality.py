@@ -56,9 +56,12 @@ class Choice(NamedTuple):
     # 'given', 'quantization-table', 'network', 'earlier-compression',
     # 'resized-compression' or 'unused'
     method: str
-    # With 'earlier-/resized-compression': the QF the last save (its tables, or the predictor)
-    # says, which the earlier, heavier compression overrides.
+    # With 'earlier-/resized-compression': the QF the last save (its tables, or the
+    # predictor) says, which the earlier, heavier compression overrides.
     last_save: float | None = None
+    # With 'resized-compression': the earlier compression's own QF (`quality` is what
+    # is left of it after the resize, `resized_equivalent_quality`).
+    earlier: float | None = None
 
 
 # An earlier compression counts when its lattice is this clear (peak of the offset's
@@ -137,6 +140,37 @@ RESIZED_PEAK = 0.12
 RESIZED_COARSE_QUALITY = 10
 RESIZED_COARSE_PEAK = 0.2
 RESIZED_PROFILE_SIDE = 1024  # the periodicity is measured on a centre crop this size
+
+# A resize averages a compression's errors away in part, so the picture is less
+# damaged than its first QF says: the QF the generator is given (trained on pairs
+# labelled so) is the JPEG-equivalent one — the QF whose plain JPEG of the resized
+# original has the same PSNR (`data.degrade.jpeg_equivalent_quality`). Medians over
+# 24 training photos (192² after the resize; bicubic, bilinear and Lanczos in turn),
+# for a first QF (rows) and a resize (columns); interpolated between, clamped outside.
+RESIZED_FIRST_QUALITIES = np.array([5, 10, 15, 20, 30, 40, 50, 60, 75, 90])
+RESIZED_SCALES = np.array([0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
+RESIZED_EQUIVALENT = np.array(
+    [
+        [8, 8, 7, 7, 7, 6, 6, 6, 6],
+        [25, 22, 19, 17, 15, 14, 13, 12, 11.5],
+        [51, 42, 34, 31, 26, 23, 21, 19.5, 17],
+        [69, 62, 54, 46, 39, 33, 30, 27.5, 24],
+        [84, 79, 74, 71, 63, 57, 51, 44, 38.5],
+        [89, 86, 82, 79, 74, 70, 65.5, 58, 53],
+        [91, 89, 87, 84, 81, 77, 73, 67.5, 62.5],
+        [93, 92, 90, 87, 85, 82, 78, 75, 69.5],
+        [96, 95, 94, 92, 90, 88, 86, 84, 82],
+        [100, 100, 98, 97, 97, 96, 95, 94, 93],
+    ]
+)
+
+
+def resized_equivalent_quality(quality: float, scale: float) -> float:
+    """The JPEG-equivalent QF of a compression at `quality` resized by `scale` since
+    (RESIZED_EQUIVALENT, bilinear between its measurements)."""
+    by_scale = [np.interp(scale, RESIZED_SCALES, row) for row in RESIZED_EQUIVALENT]
+    return float(np.interp(quality, RESIZED_FIRST_QUALITIES, by_scale))
+
 
 _lattice_profile = jax.jit(
     lambda image: quality_lib.lattice_statistics(quality_lib.block_dct_luma(image))["profile"]
@@ -225,8 +259,13 @@ def _effective(found: Choice, image: np.ndarray | None, path) -> tuple[Choice, E
         earlier = resized_compression(image)
     if earlier is None or earlier.quality >= found.quality - EARLIER_MARGIN:
         return found, None
-    method = "earlier-compression" if earlier.block == 8 else "resized-compression"
-    return Choice(float(earlier.quality), method, found.quality), earlier
+    if earlier.block == 8:
+        return Choice(float(earlier.quality), "earlier-compression", found.quality), earlier
+    # Resized since: the generator gets the damage that is left, never above the last
+    # save's.
+    equivalent = resized_equivalent_quality(earlier.quality, earlier.block / 8)
+    effective = round(min(equivalent, found.quality), 1)
+    return Choice(effective, "resized-compression", found.quality, earlier.quality), earlier
 
 
 def parse_quality(quality: str | float) -> float | None:
@@ -295,7 +334,8 @@ def _report(path: Path, chosen: Choice, earlier: Earlier | None) -> dict[str, An
     if earlier is not None:
         result["last_save_quality"] = round(chosen.last_save, 1)
         result["earlier_grid_offset"] = list(earlier.offset)
-        if earlier.block != 8:  # resized since: its blocks' side now, in pixels
+        if earlier.block != 8:  # resized since: its own QF, its blocks' side now
+            result["earlier_quality"] = earlier.quality
             result["earlier_block_size"] = earlier.block
         result["earlier_strength"] = round(earlier.strength, 3)
     return result

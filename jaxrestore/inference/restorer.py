@@ -375,10 +375,12 @@ class FileResult:
         if self.choice.method == "unused":
             return "no QF (the generator is not conditioned on one)"
         if self.choice.method in ("earlier-compression", "resized-compression"):
-            resized = ", resized since," if self.choice.method == "resized-compression" else ""
+            earlier = "an earlier JPEG compression"
+            if self.choice.method == "resized-compression":
+                earlier += f" at QF {self.choice.earlier:g}, resized since,"
             return (
-                f"QF {round(self.choice.quality, 1):g} (an earlier JPEG compression{resized} "
-                f"seen through a re-save at QF {round(self.choice.last_save, 1):g})"
+                f"QF {round(self.choice.quality, 1):g} ({earlier} seen through a re-save "
+                f"at QF {round(self.choice.last_save, 1):g})"
             )
         how = {
             "given": "given",

@@ -89,17 +89,24 @@ def test_auto_and_estimate_quality_see_through_a_resize(tmp_path, photo, capsys)
     path = tmp_path / "resized.jpg"
     Image.fromarray(saved_twice(photo, 10, None, scale=0.75)).save(path, quality=90)
     chosen = quality.choose("auto", True, None, None, path)
-    assert chosen == quality.Choice(10, "resized-compression", 90)
+    # QF 10 resized by 0.75 is as damaged as a QF 15 JPEG of the resized original.
+    assert quality.resized_equivalent_quality(10, 0.75) == 15
+    assert chosen == quality.Choice(15, "resized-compression", 90, 10)
     assert estimate_quality.run([str(path), "--predictor", ""]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["method"] == "resized-compression" and report["quality"] == 10
-    assert report["last_save_quality"] == 90 and report["exact"] is True
+    assert report["method"] == "resized-compression" and report["quality"] == 15
+    assert report["earlier_quality"] == 10 and report["last_save_quality"] == 90
     assert report["earlier_block_size"] == pytest.approx(6.0, abs=0.02)
+    assert report["exact"] is True
     # What the restore command prints for it.
     result = FileResult(path, tmp_path / "out.png", chosen, 1, 0, 0.1)
     assert result.describe() == (
-        "QF 10 (an earlier JPEG compression, resized since, seen through a re-save at QF 90)"
+        "QF 15 (an earlier JPEG compression at QF 10, resized since, seen through a "
+        "re-save at QF 90)"
     )
+    # Interpolated between the measured first QFs and resizes.
+    assert quality.resized_equivalent_quality(20, 0.55) == 69
+    assert 15 < quality.resized_equivalent_quality(12.5, 0.725) < 26
 
 
 def test_auto_and_estimate_quality_see_through_a_resave(tmp_path, photo, capsys):
