@@ -122,7 +122,7 @@ def earlier_compression(image: np.ndarray) -> Earlier | None:
 
 
 # A compression before a resize: its 8×8 blocks are now 8·s pixels (s: the resize,
-# RESIZED_PERIODS covers s ≈ 0.51–0.97; s = 0.5 puts them on the last save's own
+# RESIZED_PERIODS covers s ≈ 0.53–0.97; near s = 0.5 they fall on the last save's own
 # grid harmonics, and 1 is `earlier_compression`'s). Their edges make the mean
 # absolute luma difference between neighbouring columns (rows) periodic; the
 # RESIZED_CANDIDATES strongest periods are each resampled back to 8-pixel blocks on
@@ -133,8 +133,9 @@ def earlier_compression(image: np.ndarray) -> Earlier | None:
 # QF 5–95, originals and resized originals saved again peak at most 0.17, always
 # at QF 5–9; QF 10 resized by 0.75 (bicubic) then saved at QF 90 is found at its QF
 # in 36 of 44 (0.11–0.92), QF 20 resized by 0.9 (Lanczos) in 11 of 44 (0.13–0.69).
-RESIZED_PERIODS = np.arange(4.1, 7.8, 0.0025)
+RESIZED_PERIODS = np.arange(4.25, 7.8, 0.0025)
 RESIZED_CANDIDATES = 4
+RESIZED_REFINE_STEPS = (-24, -12, -6, -3, 3, 6, 12, 24)  # × 0.0025 pixels of period
 RESIZED_MIN_QUALITY = 5
 RESIZED_PEAK = 0.12
 RESIZED_COARSE_QUALITY = 10
@@ -189,7 +190,7 @@ def _edge_periodicity(luma: np.ndarray, axis: int) -> np.ndarray:
 
 def resized_compression(image: np.ndarray) -> Earlier | None:
     """The JPEG compression of uint8 RGB `image` made before it was resized (by
-    0.51–0.97, with any image tool's kernel) and saved again, or None: its blocks'
+    0.53–0.97, with any image tool's kernel) and saved again, or None: its blocks'
     period and phase are read from the periodic edges they left, the picture is
     resampled back to 8-pixel blocks there, and the lattice of the block DCT says
     the QF (see RESIZED_PERIODS)."""
@@ -208,23 +209,21 @@ def resized_compression(image: np.ndarray) -> Earlier | None:
     joint = magnitude_x / np.median(magnitude_x) + magnitude_y / np.median(magnitude_y)
     maxima = np.flatnonzero((joint[1:-1] >= joint[:-2]) & (joint[1:-1] >= joint[2:])) + 1
     picture = Image.fromarray(crop)
-    crop_h, crop_w = crop.shape[:2]
-    best = None
-    for index in maxima[np.argsort(-joint[maxima])][:RESIZED_CANDIDATES]:
-        # Each axis at its own strongest period within ±12 steps (the two sides of
-        # a resized picture are rounded to whole pixels separately).
-        low, high = max(0, index - 12), index + 13
-        ix = low + int(np.argmax(magnitude_x[low:high]))
-        iy = low + int(np.argmax(magnitude_y[low:high]))
+
+    def read(ix: int, iy: int) -> Earlier | None:
+        """The lattice of the picture resampled to 8-pixel blocks of periods ix, iy."""
+        if not (0 <= ix < len(RESIZED_PERIODS) and 0 <= iy < len(RESIZED_PERIODS)):
+            return None
         period_x, period_y = RESIZED_PERIODS[ix], RESIZED_PERIODS[iy]
-        side = min(SCAN_SIDE, int(min(crop_h / period_y, crop_w / period_x)) * 8 - 24)
+        side = min(SCAN_SIDE, int(min(crop.shape[0] / period_y, crop.shape[1] / period_x)) * 8)
+        side -= 24  # whole blocks inside the picture from any phase
         if side < 64:
-            continue
+            return None
         # An edge between pixels i and i+1 peaks the profile at i; a block starts at i+1.
         edge_x = (-np.angle(across[ix]) % (2 * np.pi)) / (2 * np.pi) * period_x
         edge_y = (-np.angle(down[iy]) % (2 * np.pi)) / (2 * np.pi) * period_y
-        start_x = edge_x + 1 + (crop_w - side * period_x / 8) / 2 // period_x * period_x
-        start_y = edge_y + 1 + (crop_h - side * period_y / 8) / 2 // period_y * period_y
+        start_x = edge_x + 1 + (crop.shape[1] - side * period_x / 8) / 2 // period_x * period_x
+        start_y = edge_y + 1 + (crop.shape[0] - side * period_y / 8) / 2 // period_y * period_y
         resampled = picture.transform(
             (side, side),
             Image.AFFINE,
@@ -233,16 +232,37 @@ def resized_compression(image: np.ndarray) -> Earlier | None:
         )
         pixels = jnp.asarray(np.asarray(resampled, np.float32)[None] / 255.0)
         profile = np.asarray(_lattice_profile(pixels))[0, RESIZED_MIN_QUALITY - 1 :]
-        strength = float(profile.max())
+        offset = (
+            round(float((top + start_y) % period_y), 2),
+            round(float((left + start_x) % period_x), 2),
+        )
         quality = int(profile.argmax()) + RESIZED_MIN_QUALITY
-        needed = RESIZED_PEAK if quality >= RESIZED_COARSE_QUALITY else RESIZED_COARSE_PEAK
-        if strength >= needed and (best is None or strength > best.strength):
-            offset = (
-                round(float((top + start_y) % period_y), 2),
-                round(float((left + start_x) % period_x), 2),
-            )
-            best = Earlier(quality, strength, offset, round(float(period_x + period_y) / 2, 3))
-    return best
+        block = round(float(period_x + period_y) / 2, 3)
+        return Earlier(quality, float(profile.max()), offset, block)
+
+    found = []
+    for index in maxima[np.argsort(-joint[maxima])][:RESIZED_CANDIDATES]:
+        # Each axis at its own strongest period within ±12 steps (the two sides of
+        # a resized picture are rounded to whole pixels separately).
+        low, high = max(0, index - 12), index + 13
+        ix = low + int(np.argmax(magnitude_x[low:high]))
+        iy = low + int(np.argmax(magnitude_y[low:high]))
+        if (earlier := read(ix, iy)) is not None:
+            found.append((earlier, ix, iy))
+    if not found:
+        return None
+    # The lattice fades fast with a wrong period (0.3% off: gone over 256 pixels),
+    # which a small picture's edges give only to about 1%: the best candidate is
+    # read again at periods around its own.
+    best, ix, iy = max(found, key=lambda item: item[0].strength)
+    for axis in (0, 1, 0, 1):  # each side's period in turn
+        moves = [(ix + step, iy) if axis == 0 else (ix, iy + step) for step in RESIZED_REFINE_STEPS]
+        for jx, jy in moves:
+            earlier = read(jx, jy)
+            if earlier is not None and earlier.strength > best.strength:
+                best, ix, iy = earlier, jx, jy
+    needed = RESIZED_PEAK if best.quality >= RESIZED_COARSE_QUALITY else RESIZED_COARSE_PEAK
+    return best if best.strength >= needed else None
 
 
 def _effective(found: Choice, image: np.ndarray | None, path) -> tuple[Choice, Earlier | None]:

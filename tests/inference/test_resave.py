@@ -67,10 +67,11 @@ def test_a_compression_made_before_a_resize_is_found(photos):
             assert found is not None and found.quality == 10, (scale, second, found)
             assert found.block == pytest.approx(8 * scale, abs=0.02)
             assert found.strength >= quality.RESIZED_PEAK
-            # The first block row/column after the crop (5, 3) lies at (3.75, 2.25) now.
+            # The first block row/column after the crop (5, 3) lies at (3.75, 2.25) now
+            # (the phase is read mid-picture and carried to the corner: ±1 pixel).
             if scale == 0.75:
-                assert found.offset[0] == pytest.approx(3.75, abs=0.5)
-                assert found.offset[1] == pytest.approx(2.25, abs=0.5)
+                assert found.offset[0] == pytest.approx(3.75, abs=1)
+                assert found.offset[1] == pytest.approx(2.25, abs=1)
 
 
 def test_single_saves_and_resized_originals_show_no_resized_compression(photos):
