@@ -129,10 +129,10 @@ def earlier_compression(image: np.ndarray) -> Earlier | None:
 # their phase and read like a JPEG's lattice, at QF RESIZED_MIN_QUALITY and up. The
 # lattice counts at RESIZED_PEAK, below QF RESIZED_COARSE_QUALITY at
 # RESIZED_COARSE_PEAK (smooth pictures fit the coarse lattices by chance).
-# Measured on 256² centre crops of 29 LIVE1 and 15 held-out photos: single saves at
-# QF 5–95, originals and resized originals saved again peak at most 0.17, always
-# at QF 5–9; QF 10 resized by 0.75 (bicubic) then saved at QF 90 is found at its QF
-# in 36 of 44 (0.11–0.92), QF 20 resized by 0.9 (Lanczos) in 11 of 44 (0.13–0.69).
+# Measured on 256² centre crops of the 29 LIVE1 images: single saves at QF 5–95,
+# originals, and originals resized (0.6–0.9×, three kernels) then saved at QF 75–90
+# never pass; QF 10 resized by 0.75× (bicubic) then saved at QF 90 is found at its
+# QF in 27 of 29, by 0.6× in 12, QF 20 resized by 0.9× (Lanczos) in 6.
 RESIZED_PERIODS = np.arange(4.25, 7.8, 0.0025)
 RESIZED_CANDIDATES = 4
 RESIZED_REFINE_STEPS = (-24, -12, -6, -3, 3, 6, 12, 24)  # × 0.0025 pixels of period
