@@ -206,8 +206,9 @@ def test_restorer_takes_quality_from_tables_network_or_user(
     pixels = image_io.read_image(str(jpeg))
     assert restorer.choose_quality("auto", pixels, jpeg) == Choice(23.0, "quantization-table")
     assert restorer.choose_quality(64, pixels, jpeg) == Choice(64.0, "given")
-    network, method, _ = restorer.choose_quality("auto", pixels)
-    assert method == "network" and 1 <= network <= 100
+    estimated = restorer.choose_quality("auto", pixels)
+    network = estimated.quality
+    assert estimated.method == "network" and 1 <= network <= 100
     # The file alone: its pixels are read for the predictor (a PNG has no tables).
     png = tmp_path / "a.png"
     Image.fromarray(pixels).save(png)
