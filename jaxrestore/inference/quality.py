@@ -14,6 +14,7 @@ unconditioned generator ignores the quality ('unused').
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -210,6 +211,7 @@ def resized_compression(image: np.ndarray) -> Earlier | None:
     maxima = np.flatnonzero((joint[1:-1] >= joint[:-2]) & (joint[1:-1] >= joint[2:])) + 1
     picture = Image.fromarray(crop)
 
+    @functools.cache  # the refinement's later passes come back to periods read before
     def read(ix: int, iy: int) -> Earlier | None:
         """The lattice of the picture resampled to 8-pixel blocks of periods ix, iy."""
         if not (0 <= ix < len(RESIZED_PERIODS) and 0 <= iy < len(RESIZED_PERIODS)):
