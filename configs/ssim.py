@@ -60,6 +60,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.cache_images = 512  # decoded images each worker keeps
 
     config.model = ml_collections.ConfigDict()
+    # 'residual': the papers' trunk of residual blocks at half resolution (num_blocks
+    # of them). 'unet': residual blocks at 1/2, 1/4, 1/8 and 1/16 resolution with
+    # channels × channel_mults (num_blocks per scale on each side, twice at the
+    # coarsest), for a receptive field of hundreds of pixels (docs/model.md).
+    config.model.arch = "residual"
+    config.model.channel_mults = (1, 2, 4, 4)  # unet only
     config.model.channels = 64
     config.model.num_blocks = 16
     config.model.residual_scale = 1.0
@@ -124,7 +130,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.eval.every_steps = 2_800  # ~1 minute per pass over the held-out photos
         config.log_every_steps = 50
         config.checkpoint_every_steps = 250
-    elif variant in ("universal", "universal_cpu"):
+    elif variant in ("universal", "universal_cpu", "universal_unet", "universal_unet_cpu"):
         # One model for any quality: conditioned on QF, trained on QF 5–95 with single
         # and double JPEG, the chroma subsampling variants and re-saved pictures
         # (JPEG, cropped, often resized, saved again as JPEG/WebP/PNG; labelled with
@@ -134,9 +140,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.quality_max = 95
         config.model.conditioned = True
         config.eval.qualities = (5, 10, 20, 30, 40, 60, 90)
-        if variant == "universal_cpu":
+        if variant.endswith("_cpu"):
             _cpu_sizes(config)
             config.data.quality_min, config.data.quality_max = 5, 95
+        if "unet" in variant:
+            # The multi-scale generator: 64 channels, 2 blocks per scale (12 M params,
+            # ~0.6× the 64×8 residual model's pixels per second); on 2 cores 32 × 1.
+            config.model.arch = "unet"
+            config.model.channels = 32 if variant.endswith("_cpu") else 64
+            config.model.num_blocks = 1 if variant.endswith("_cpu") else 2
     elif variant in ("h264", "h264_cpu"):
         # Video: H.264 on single frames and on clips (inter frames), with some JPEG.
         config.data.degradations = "h264:2,h264_clip:4,jpeg:1"
@@ -164,7 +176,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif variant != "default":
         raise ValueError(
             f"configs/ssim.py: unknown variant {variant!r} "
-            "(default, cpu, universal, universal_cpu, h264, h264_cpu, tiny)"
+            "(default, cpu, universal, universal_cpu, universal_unet, universal_unet_cpu, "
+            "h264, h264_cpu, tiny)"
         )
     return config
 

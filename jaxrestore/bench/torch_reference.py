@@ -218,6 +218,9 @@ def from_flax(
     `channels_last` forces an internal memory layout (None: by mode, see the
     comment on layouts above `TorchResidualBlock`).
     """
+    arch = _config_value(model_config, "arch", "residual")
+    if arch != "residual":
+        raise ValueError(f"the PyTorch reference exists for the residual generator, not {arch!r}")
     model = TorchGenerator(
         channels=int(_config_value(model_config, "channels")),
         num_blocks=int(_config_value(model_config, "num_blocks")),

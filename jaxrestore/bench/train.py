@@ -111,6 +111,7 @@ def case_worker(specs: list[dict]) -> None:
             "dtype": spec["dtype"],
             "batch_size": config.batch_size,
             "patch_size": config.data.patch_size,
+            "arch": config.model.get("arch", "residual"),
             "channels": config.model.channels,
             "num_blocks": config.model.num_blocks,
         }

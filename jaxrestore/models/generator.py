@@ -14,6 +14,15 @@ quality predictor): a small MLP embeds QF/100 and every residual block scales
 and shifts its hidden features by it (FiLM). The FiLM projections start at
 zero, so a fresh conditioned generator is the unconditioned one. An
 unconditioned generator ignores the quality argument.
+
+`UNetGenerator` (`model.arch = "unet"`) is the multi-scale option: the same
+stride-2 entry and sub-pixel exit, but between them an encoder–decoder of
+residual blocks at 1/2, 1/4, 1/8, ... of the input's resolution (channels
+growing by `channel_mults`), with each scale's encoder features added back into
+the decoder. Its receptive field spans hundreds of pixels, many JPEG blocks, at
+a cost per pixel of about two `Generator` trunks of the same width, because the
+wider scales work on fewer pixels. The quality embedding modulates every block
+at every scale. Same interface, same identity at initialisation.
 """
 
 from __future__ import annotations
@@ -86,11 +95,7 @@ class Generator(nn.Module):
         height, width = image.shape[1:3]
         embedding = None
         if self.conditioned:
-            if quality is None:
-                raise ValueError("a quality-conditioned generator needs the input's quality")
-            q = jnp.broadcast_to(jnp.asarray(quality, jnp.float32), image.shape[:1]) / 100.0
-            embedding = nn.leaky_relu(nn.Dense(self.embedding_size, name="embed1")(q[:, None]), 0.2)
-            embedding = nn.leaky_relu(nn.Dense(self.embedding_size, name="embed2")(embedding), 0.2)
+            embedding = quality_embedding(quality, image.shape[0], self.embedding_size)
         # The stride-2 trunk needs even sizes; edge-pad odd ones and crop at the end.
         x = jnp.pad(image, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         h = (x.astype(self.dtype) - 0.5) * 2.0
@@ -110,15 +115,101 @@ class Generator(nn.Module):
         return restored[:, :height, :width, :]
 
 
-def make_generator(model_config) -> Generator:
-    """Build the generator from a `config.model` ConfigDict."""
-    return Generator(
+def quality_embedding(quality, batch: int, size: int) -> jax.Array:
+    """[batch, size]: the MLP embedding of QF/100 (`quality` [batch] or a scalar).
+    Called inside a compact module, whose `embed1`/`embed2` layers it makes."""
+    if quality is None:
+        raise ValueError("a quality-conditioned generator needs the input's quality")
+    q = jnp.broadcast_to(jnp.asarray(quality, jnp.float32), (batch,)) / 100.0
+    embedding = nn.leaky_relu(nn.Dense(size, name="embed1")(q[:, None]), 0.2)
+    return nn.leaky_relu(nn.Dense(size, name="embed2")(embedding), 0.2)
+
+
+class UNetGenerator(nn.Module):
+    """The multi-scale generator (see the module docstring); any H, W in, same out.
+
+    `num_blocks` residual blocks per scale on each side (encoder and decoder) and
+    twice that at the coarsest scale; scale i works at 1/2^(i+1) of the input with
+    `channels · channel_mults[i]` channels."""
+
+    channels: int = 64
+    num_blocks: int = 2
+    channel_mults: tuple[int, ...] = (1, 2, 4, 4)
+    residual_scale: float = 1.0
+    dtype: jnp.dtype = jnp.float32
+    conditioned: bool = False
+    embedding_size: int = 64
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are edge-padded to a multiple of this, and cropped back."""
+        return 2 ** len(self.channel_mults)
+
+    @nn.compact
+    def __call__(self, image: jax.Array, quality: jax.Array | None = None) -> jax.Array:
+        height, width = image.shape[1:3]
+        embedding = None
+        if self.conditioned:
+            embedding = quality_embedding(quality, image.shape[0], self.embedding_size)
+        m = self.multiple
+        pad = ((0, 0), (0, -height % m), (0, -width % m), (0, 0))
+        x = jnp.pad(image, pad, mode="edge")
+        h = (x.astype(self.dtype) - 0.5) * 2.0
+
+        widths = [self.channels * mult for mult in self.channel_mults]
+        h = nn.leaky_relu(
+            nn.Conv(widths[0], (4, 4), strides=(2, 2), dtype=self.dtype, name="down")(h), 0.2
+        )
+        entry, skips = h, []
+        for level, features in enumerate(widths):
+            if level:  # 2×2 stride-2: each coarse pixel sees one 2×2 cell, no overlap
+                h = nn.Conv(
+                    features, (2, 2), strides=(2, 2), dtype=self.dtype, name=f"pool{level}"
+                )(h)
+            blocks = self.num_blocks * (2 if level == len(widths) - 1 else 1)
+            for i in range(blocks):
+                h = ResidualBlock(
+                    features, self.residual_scale, dtype=self.dtype, name=f"enc{level}_{i}"
+                )(h, embedding)
+            skips.append(h)
+        for level in range(len(widths) - 2, -1, -1):
+            features = widths[level]
+            up = nn.ConvTranspose(
+                features, (2, 2), strides=(2, 2), dtype=self.dtype, name=f"unpool{level}"
+            )(h)
+            h = up + skips[level]
+            for i in range(self.num_blocks):
+                h = ResidualBlock(
+                    features, self.residual_scale, dtype=self.dtype, name=f"dec{level}_{i}"
+                )(h, embedding)
+        h = Conv3x3(widths[0], dtype=self.dtype, name="trunk_out")(h) + entry
+        correction = Conv3x3(
+            3 * 4, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
+        )(h)
+        restored = x + depth_to_space(correction, 2).astype(jnp.float32)
+        return restored[:, :height, :width, :]
+
+
+ARCHITECTURES = ("residual", "unet")
+
+
+def make_generator(model_config) -> Generator | UNetGenerator:
+    """Build the generator from a `config.model` ConfigDict (`arch` 'residual', the
+    default and what configs without the field hold, or 'unet')."""
+    common = dict(
         channels=model_config.channels,
         num_blocks=model_config.num_blocks,
         residual_scale=model_config.residual_scale,
         dtype=jnp.dtype(model_config.dtype),
         conditioned=bool(model_config.get("conditioned", False)),
     )
+    arch = model_config.get("arch", "residual")
+    if arch == "residual":
+        return Generator(**common)
+    if arch == "unet":
+        mults = tuple(int(m) for m in model_config.get("channel_mults", (1, 2, 4, 4)))
+        return UNetGenerator(channel_mults=mults, **common)
+    raise ValueError(f"model.arch={arch!r} is not one of {', '.join(ARCHITECTURES)}")
 
 
 def example_inputs(size: int) -> tuple[jax.Array, jax.Array]:

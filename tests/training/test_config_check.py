@@ -7,7 +7,11 @@ from helpers import ROOT
 from jaxrestore.training import config_check, configs
 
 VARIANTS = [
-    ("ssim", ("default", "cpu", "universal", "universal_cpu", "h264", "h264_cpu", "tiny")),
+    (
+        "ssim",
+        ("default", "cpu", "universal", "universal_cpu", "universal_unet", "universal_unet_cpu")
+        + ("h264", "h264_cpu", "tiny"),
+    ),
     ("gan", ("default", "cpu", "universal", "universal_cpu", "tiny")),
     ("quality", ("default", "cpu")),
 ]
@@ -38,6 +42,12 @@ def test_every_shipped_variant_is_valid(stage, variant):
         ("ssim", {"eval.qualities": (10, 101)}, "eval.qualities has 101, outside 1..100"),
         ("ssim", {"nonfinite": "ignore"}, "nonfinite='ignore' is not one of stop, skip"),
         ("ssim", {"model.dtype": "float16"}, "model.dtype='float16' is not one of"),
+        ("ssim", {"model.arch": "vit"}, "model.arch='vit' is not one of residual, unet"),
+        (
+            "ssim",
+            {"model.arch": "unet", "model.channel_mults": (1, 0)},
+            "model.channel_mults=(1, 0) must be 1 to 5 integers ≥ 1",
+        ),
         ("ssim", {"init_from": "/no/such/run"}, "init_from='/no/such/run' does not exist"),
         ("gan", {"discriminator.sub_patch": 64}, "sub_patch=64 must tile data.patch_size=32"),
         ("gan", {"discriminator.sub_patch": 12}, "sub_patch=12 must be a power of two"),

@@ -14,7 +14,9 @@ from jaxrestore.training import workdir as workdir_lib
 from jaxrestore.training.stages import ssim
 
 
-def test_loss_falls_over_a_tiny_run(tiny_config):
+@pytest.mark.parametrize("arch", ["residual", "unet"])
+def test_loss_falls_over_a_tiny_run(tiny_config, arch):
+    tiny_config.model.arch = arch
     tiny_config.optimizer.learning_rate = 2e-3
     tiny_config.total_steps = 40  # the schedule decays to its floor at total_steps
     mesh = sharding.make_mesh(tiny_config.mesh)

@@ -67,6 +67,15 @@ def generator_model_problems(config: ml_collections.ConfigDict, checks) -> Itera
     """Checks of `config.model` for a generator (both stages train one)."""
     yield from checks.at_least("model.channels", 1)
     yield from checks.at_least("model.num_blocks", 1)
+    yield from checks.one_of("model.arch", generator_lib.ARCHITECTURES)
+    if checks.get("model.arch") == "unet":
+        mults = checks.get("model.channel_mults")
+        if not (
+            isinstance(mults, tuple | list)
+            and 1 <= len(mults) <= 5
+            and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in mults)
+        ):
+            yield f"model.channel_mults={mults!r} must be 1 to 5 integers ≥ 1"
     yield from checks.one_of("model.dtype", ("float32", "bfloat16"))
 
 
