@@ -116,16 +116,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         _cpu_adversarial(config)
         config.eval.qualities = (10, 20, 30, 40)
         config.log_every_steps = 25
-    elif variant == "universal":
+    elif variant in ("universal", "universal_unet"):
         # Adversarial fine-tuning of the packaged universal generator on a GPU: the
         # same QF-conditioned data (QF 5–95, single/double JPEG, chroma variants), all
         # 8 orientations and mild rescaling, the papers' 128² patches and
         # discriminator; the perceptual term leads, SSIM + L1 keep the fidelity.
+        # universal_unet: the multi-scale generator of ssim.py:universal_unet, from
+        # weights/ssim_unet once a GPU run has shipped it (until then from a stage-1
+        # warm-up in the same run, or --config.init_from=RUN).
         import jaxrestore
 
-        config.init_from = str(Path(jaxrestore.__file__).parent / "weights" / "ssim_universal")
-        config.model.channels = 64
-        config.model.num_blocks = 8
+        weights = Path(jaxrestore.__file__).parent / "weights"
+        if variant == "universal":
+            config.init_from = str(weights / "ssim_universal")
+            config.model.channels = 64
+            config.model.num_blocks = 8
+        elif (weights / "ssim_unet").is_dir():
+            config.init_from = str(weights / "ssim_unet")
         config.batch_size = 32
         config.data.rotate = True
         config.data.scale_min = 0.75

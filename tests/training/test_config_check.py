@@ -12,7 +12,7 @@ VARIANTS = [
         ("default", "cpu", "universal", "universal_cpu", "universal_unet", "universal_unet_cpu")
         + ("h264", "h264_cpu", "tiny"),
     ),
-    ("gan", ("default", "cpu", "universal", "universal_cpu", "tiny")),
+    ("gan", ("default", "cpu", "universal", "universal_cpu", "universal_unet", "tiny")),
     ("quality", ("default", "cpu")),
 ]
 
