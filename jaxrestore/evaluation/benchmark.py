@@ -151,7 +151,7 @@ def markdown(results: list[dict], label: str) -> str:
     blocks = []
     for result in results:
         header = (
-            f"**{result['set']}** ({result['count']} images"
+            f"**{result['set']}** ({result['count']} image{'s' if result['count'] != 1 else ''}"
             f"{', grey' if result['grey'] else ', colour'}), {label}; PSNR / SSIM / PSNR-B "
             "/ LPIPS\n\n| QF | JPEG | restored | PSNR gain |\n|---|---|---|---|"
         )

@@ -14,7 +14,7 @@ from jaxrestore.evaluation import benchmark
 def test_benchmark_scores_the_restore_path_on_colour_and_grey(tmp_path, photo, capsys):
     live1, classic5 = tmp_path / "live1", tmp_path / "classic5"
     live1.mkdir(), classic5.mkdir()
-    for i, (top, left) in enumerate(((0, 0), (60, 120))):
+    for i, (top, left) in enumerate(((0, 0),)):
         crop = photo[top : top + 160, left : left + 224]
         Image.fromarray(crop).save(live1 / f"{i}.bmp")
         Image.fromarray(crop).convert("L").save(classic5 / f"{i}.bmp")
@@ -38,7 +38,7 @@ def test_benchmark_scores_the_restore_path_on_colour_and_grey(tmp_path, photo, c
     assert abs(first["jpeg"]["psnr"] - float(metrics.psnr(original, jpeg))) < 1e-4
     with Image.open(io.BytesIO(benchmark.encode(original[..., 0], 10))) as grey:
         assert grey.mode == "L"
-    assert "FBCNN (ICCV'21) | 27.77 | 31.43 |" in table and "**Classic5** (2 images, grey)" in table
+    assert "FBCNN (ICCV'21) | 27.77 | 31.43 |" in table and "**Classic5** (1 image, grey)" in table
     # Bad arguments: one line, exit 2, before any model loads.
     for bad, message in (
         (["--sets", "bsds"], "choose from live1, classic5"),
