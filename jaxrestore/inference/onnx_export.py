@@ -12,7 +12,9 @@ are computed in the graph from the input's shape.
 
 Inputs (`LAYOUT`, also in the file's metadata): `image` float32 [N, 3, H, W], RGB
 in [0, 1], any H and W; `quality` float32 [N], the JPEG quality factor 1–100, only
-when the generator is quality-conditioned. Output `restored` float32 [N, 3, H, W]
+when the generator is quality-conditioned and no fixed quality is built in (`quality=`
+at export: one input, for tools that feed the image alone, e.g. vs-mlrt and
+chaiNNer). Output `restored` float32 [N, 3, H, W]
 in [0, 1] before clipping (clip and round as the restore command does). The graph
 computes in float32 whatever `model.dtype` the network was trained with.
 """
@@ -184,8 +186,9 @@ def _architecture(module) -> tuple[str, int]:
     raise ValueError(f"ONNX export covers the generators, not {type(module).__name__}")
 
 
-def generator_graph(model: Model):
-    """The `onnx.ModelProto` of a loaded generator (`loader.load(source, 'generator')`)."""
+def generator_graph(model: Model, quality: float | None = None):
+    """The `onnx.ModelProto` of a loaded generator (`loader.load(source, 'generator')`);
+    a conditioned one takes the quality as an input, or has `quality` built in."""
     from onnx import TensorProto, checker, helper
 
     module, params = model.module, model.params
@@ -196,8 +199,12 @@ def generator_graph(model: Model):
     inputs = [helper.make_tensor_value_info(image, TensorProto.FLOAT, ["N", 3, "H", "W"])]
     embedding = None
     if model.conditioned:
-        inputs.append(helper.make_tensor_value_info("quality", TensorProto.FLOAT, ["N"]))
-        embedding = _quality_embedding(graph, "quality", params)
+        if quality is None:
+            inputs.append(helper.make_tensor_value_info("quality", TensorProto.FLOAT, ["N"]))
+            given = "quality"
+        else:  # a [1] constant: its embedding broadcasts over the batch
+            given = graph.constant("fixed_quality", [float(quality)])
+        embedding = _quality_embedding(graph, given, params)
 
     # Edge-pad H and W up to the multiple ((m - size % m) % m at the end), crop at the end.
     shape = graph.op("Shape", [image], "shape")
@@ -238,7 +245,7 @@ def generator_graph(model: Model):
         doc_string=__doc__.split("\n\n")[0],
     )
     proto.ir_version = 8  # onnxruntime ≥ 1.14 and TensorRT 8.6 read IR 8 (opset 17)
-    helper.set_model_props(proto, metadata(model, arch))
+    helper.set_model_props(proto, metadata(model, arch, quality))
     checker.check_model(proto, full_check=True)
     return proto
 
@@ -250,18 +257,19 @@ def _host(params) -> dict:
     return np.asarray(params)
 
 
-def metadata(model: Model, arch: str) -> dict[str, str]:
+def metadata(model: Model, arch: str, quality: float | None = None) -> dict[str, str]:
     """What the file says about itself (ONNX metadata_props)."""
-    quality = (
-        "quality: float32 [N], JPEG quality factor 1-100 of each image"
-        if model.conditioned
-        else "none (the generator is not quality-conditioned)"
-    )
+    if not model.conditioned:
+        given = "none (the generator is not quality-conditioned)"
+    elif quality is None:
+        given = "quality: float32 [N], JPEG quality factor 1-100 of each image"
+    else:
+        given = f"none (built in: JPEG quality factor {quality:g})"
     return {
         "opset": str(OPSET),
         "layout": LAYOUT,
         "input": "image: float32 [N, 3, H, W] RGB in [0, 1], any H and W",
-        "quality_input": quality,
+        "quality_input": given,
         "output": "restored: float32 [N, 3, H, W] RGB, clip to [0, 1]",
         "arch": arch,
         "source": str(model.source),
@@ -269,11 +277,12 @@ def metadata(model: Model, arch: str) -> dict[str, str]:
     }
 
 
-def write(model: Model, out: str | Path) -> int:
-    """Write `model`'s generator to `out` (.onnx) atomically; returns its size in bytes."""
+def write(model: Model, out: str | Path, quality: float | None = None) -> int:
+    """Write `model`'s generator (`quality`: built in, see `generator_graph`) to `out`
+    (.onnx) atomically; returns its size in bytes."""
     from jaxrestore import files
 
-    proto = generator_graph(model)
+    proto = generator_graph(model, quality)
     out = Path(out)
     with files.atomic_output(out, overwrite=True) as temporary:
         Path(temporary).write_bytes(proto.SerializeToString())

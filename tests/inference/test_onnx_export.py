@@ -62,12 +62,20 @@ def test_onnx_matches_jax_at_odd_sizes(module, tmp_path):
 def test_export_command_writes_the_packaged_generator(tmp_path, photo):
     from jaxrestore import export
 
-    out = tmp_path / "ssim.onnx"
-    assert export.run(["ssim", str(out)]) == 0
     model = loader.load("ssim", "generator")
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     image = photo[None, :41, :67].astype(np.float32) / 255.0
     quality = np.array([25.0], np.float32)
     expected = np.asarray(jax.jit(model.module.apply)({"params": model.params}, image, quality))
-    (restored,) = session.run(None, {"image": image.transpose(0, 3, 1, 2), "quality": quality})
-    assert np.abs(restored.transpose(0, 2, 3, 1) - expected).max() < 1e-3
+    nchw = image.transpose(0, 3, 1, 2)
+    # The quality as an input, and built in (the image alone in: vs-mlrt, chaiNNer).
+    for arguments, feeds in (
+        ([], {"image": nchw, "quality": quality}),
+        (["--quality", "25"], {"image": nchw}),
+    ):
+        out = tmp_path / f"ssim{len(arguments)}.onnx"
+        assert export.run(["ssim", str(out), *arguments]) == 0
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        assert [i.name for i in session.get_inputs()] == list(feeds)
+        (restored,) = session.run(None, feeds)
+        assert np.abs(restored.transpose(0, 2, 3, 1) - expected).max() < 1e-3
+    assert "built in" in session.get_modelmeta().custom_metadata_map["quality_input"]
