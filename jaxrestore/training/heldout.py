@@ -134,7 +134,7 @@ class HeldOutEvaluator:
         """Centre crops of this process's first `SAMPLES` held-out images at the lowest
         evaluated quality, side by side: tag 'heldout/NAME/qQ' -> uint8 [side, 3·side,
         3] of JPEG | restored | original."""
-        device = jax.local_devices()[0]
+        device = jax.tree.leaves(generator_params)[0].addressable_shards[0].device
         params = local_params(generator_params, device)
         quality = self.qualities[0]
         crops = {}
