@@ -1,7 +1,8 @@
-"""Export a trained model as a small params-only checkpoint.
+"""Export a trained model as a small params-only checkpoint, or a generator as ONNX.
 
     python -m jaxrestore.export RUN OUT [--step N]
     python -m jaxrestore.export RUN [RUN ...] OUT --best-lpips Q
+    python -m jaxrestore.export RUN|ssim|gan OUT.onnx [--format onnx] [--quality Q]
 
 OUT gets `params/` (an orbax checkpoint of the model's parameters alone: no
 optimizer state, no data position) and `model.json` (the stage, the model
@@ -11,6 +12,14 @@ workdir or such an export. `--best-lpips Q` exports the kept checkpoint
 whose held-out LPIPS at QF Q is lowest among those that still gain PSNR over the
 JPEG at every evaluated quality, over all the RUNs given (the adversarial stage's
 pick among weight variants).
+
+`--format onnx` (the default for an OUT ending in .onnx) writes the generator of a
+training workdir's newest checkpoint, an export or a packaged name as one ONNX file
+(`inference.onnx_export`: NCHW float32 image in [0, 1] with dynamic height and
+width, plus the quality factor when the generator is conditioned; opset and layout
+in the file's metadata), for onnxruntime, TensorRT, vs-mlrt or chaiNNer.
+`--quality Q` builds QF Q into the file instead, whose only input is then the image
+(for tools that feed nothing else).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from pathlib import Path
 
 from absl import logging
 
-from jaxrestore.inference import loader
+from jaxrestore.inference import loader, onnx_export
 from jaxrestore.training import checkpoint, stages, workdir
 
 DATA_FIELDS = ("patch_size", "degradations", "quality_min", "quality_max", "crf_min", "crf_max")
@@ -53,10 +62,32 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
     return info
 
 
+def export_onnx(source: str | Path, out: str | Path, quality: float | None = None) -> int:
+    """Write the generator of `source` (workdir, export or packaged name) to the ONNX
+    file `out`, with `quality` built in when given; returns its size in bytes."""
+    model = loader.load(source, "generator")
+    if quality is not None and not model.conditioned:
+        raise ValueError(f"{source}: its generator takes no quality (--quality)")
+    return onnx_export.write(model, out, quality)
+
+
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrestore.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="+", help="training workdir(s); several need --best-lpips")
-    parser.add_argument("out", help="export directory (replaced)")
+    parser.add_argument("out", help="export directory, or .onnx file (replaced)")
+    parser.add_argument(
+        "--format",
+        choices=("orbax", "onnx"),
+        default=None,
+        help="orbax (params-only checkpoint) or onnx (default: onnx for OUT.onnx, else orbax)",
+    )
+    parser.add_argument(
+        "--quality",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="onnx: build JPEG QF Q (1-100) in; the image is then the only input",
+    )
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
     choice.add_argument(
@@ -67,6 +98,20 @@ def run(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.ERROR)
+    if (args.format or ("onnx" if args.out.endswith(".onnx") else "orbax")) == "onnx":
+        if len(args.run) > 1 or args.step is not None or args.best_lpips is not None:
+            parser.error("--format onnx takes one RUN (its newest checkpoint), an export or a name")
+        if args.quality is not None and not 1 <= args.quality <= 100:
+            parser.error(f"--quality must be in 1..100, got {args.quality:g}")
+        try:
+            size = export_onnx(args.run[0], args.out, args.quality)
+        except (FileNotFoundError, ValueError) as error:
+            print(f"jaxrestore.export: {error}", file=sys.stderr)
+            return 1
+        print(f"exported the generator of {args.run[0]} to {args.out}: {size / 1e6:.1f} MB")
+        return 0
+    if args.quality is not None:
+        parser.error("--quality goes with --format onnx")
     try:
         run, step = args.run[0], args.step
         if args.best_lpips is not None:

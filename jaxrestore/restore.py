@@ -87,6 +87,7 @@ from pathlib import Path
 import tqdm
 from absl import logging
 
+import jaxrestore
 from jaxrestore import files
 from jaxrestore.errors import reason
 from jaxrestore.inference import loader
@@ -138,6 +139,7 @@ def _positive(value: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog=NAME, description=__doc__, formatter_class=_Help)
     p.add_argument("inputs", nargs="+", type=Path, help="image or video files, or folders")
+    p.add_argument("--version", action="version", version=f"%(prog)s {jaxrestore.__version__}")
     p.add_argument(
         "--output",
         "-o",

@@ -1,12 +1,13 @@
-"""Benchmarks: host pipeline, train steps, inference, device scaling, PyTorch reference.
+"""Benchmarks: host pipeline, train steps, inference, device scaling, PyTorch, onnxruntime.
 
     python -m jaxrestore.bench [NAME ...] [--quick] [--repeats N]
 
-NAME: pipeline, train, infer, scaling, reference (all when none is named). Each
+NAME: pipeline, train, infer, scaling, reference, onnx (all when none is named). Each
 measurement is one JSON object on stdout: `name`, `config`, `device`, `unit`,
 `median`, `min`, `max` and `spread` ((max − min) / median) over `repeats`, plus
 derived rates (patches/s, megapixels/s, frames/s) and, for the reference, the
-JAX/PyTorch time ratio `jax_over_torch`. Progress goes to stderr.
+JAX/PyTorch time ratio `jax_over_torch` (the onnxruntime/JAX one, `onnx_over_jax`,
+for onnx). Progress goes to stderr.
 
 `--quick` runs a small version of each (small patches, batches and frames) that
 ends in a couple of minutes on a 2-core CPU; without it the sizes are the
@@ -26,8 +27,12 @@ configs' own and frames are 720p and 1080p, meant for a GPU.
 - reference: the generator in PyTorch (`jaxrestore.bench.torch_reference`, needs
   `pip install torch`) loaded with the same weights; its outputs are checked
   against JAX and the two are timed side by side (inference and a training step).
+- onnx: the packaged generator exported to ONNX (`inference.onnx_export`) in
+  onnxruntime (CPU) against JAX on the same frame, repeats interleaved: one JSON
+  line with both timings, `onnx_over_jax` and the largest output difference.
 
-One module a benchmark (`pipeline`, `train`, `infer`, `scaling`, `reference`),
+One module a benchmark (`pipeline`, `train`, `infer`, `scaling`, `reference`,
+`onnx_runtime`),
 what they share in `common`; this module is the command line.
 """
 
@@ -38,7 +43,7 @@ import json
 import sys
 import time
 
-from jaxrestore.bench import infer, pipeline, reference, scaling, train
+from jaxrestore.bench import infer, onnx_runtime, pipeline, reference, scaling, train
 from jaxrestore.bench.common import log
 
 BENCHMARKS = {
@@ -47,6 +52,7 @@ BENCHMARKS = {
     "infer": infer.run,
     "scaling": scaling.run,
     "reference": reference.run,
+    "onnx": onnx_runtime.run,
 }
 NAMES = tuple(BENCHMARKS)
 

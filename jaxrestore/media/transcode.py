@@ -4,14 +4,17 @@
 restoring function and encodes what comes back, in three overlapping stages: a
 reader thread decodes the next batch while the caller's function runs on the
 device, and a writer thread encodes and muxes the previous one. Every audio stream
-is copied packet for packet (no re-encode); each restored frame keeps its source
-frame's timestamp, so frame count, frame rate (constant or variable), size and
-audio sync are those of the input. Output is H.264 (libx264, `crf`, `preset`;
+and every subtitle and data stream the output container can hold is copied packet
+for packet (no re-encode); each restored frame keeps its source frame's timestamp,
+so frame count, frame rate (constant or variable), size and audio and subtitle
+sync are those of the input, and the display matrix (a phone clip's rotation) is
+carried over. Output is H.264 (libx264, `crf`, `preset`;
 4:2:0 for even sizes, else 4:4:4) or lossless FFV1 in Matroska (RGB: exactly the
 restored pixels), tagged with the input's colour metadata and converted to YUV
 with its matrix and range. It is written to a temporary name beside the target
-and renamed only when complete; on any error it is removed. Subtitle and data
-streams are not carried over.
+and renamed only when complete; on any error it is removed. A subtitle or data
+stream the output container cannot hold (SubRip in .mp4, mov_text in .mkv, most
+data streams outside .mov/.mp4) is left out and named in one warning line.
 
 Damaged input: frames whose packets the decoder rejects are left out, the frames
 around them keep their timestamps (the audio stays in sync; a player holds the
@@ -34,7 +37,15 @@ from absl import logging
 
 from jaxrestore import files
 from jaxrestore.errors import reason
-from jaxrestore.media.video import VideoError, VideoInfo, decode, open_input, probe
+from jaxrestore.media.video import (
+    VideoError,
+    VideoInfo,
+    copied_streams,
+    decode,
+    display_matrix,
+    open_input,
+    probe,
+)
 
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 CODECS = ("h264", "ffv1")
@@ -71,21 +82,26 @@ class Encoding:
 class _Batch:
     frames: np.ndarray  # uint8 [n, H, W, 3]
     pts: list[int]  # in the video stream's time base
-    audio: list  # audio packets demuxed since the previous batch, in order
+    packets: list  # audio, subtitle and data packets demuxed since the previous batch
+    display: tuple[int, ...] | None = None  # the first frame's display matrix (first batch)
 
 
 def _decode(
     container, batch: int, path: Path, colour: dict, rejected: list[float]
 ) -> Iterator[_Batch]:
     """Batches of RGB frames (`decode`) with timestamps every muxer takes (increasing;
-    one frame's duration after the previous where a frame has none) and the audio
-    packets between them. `colour` and `rejected` are filled as `decode` fills them."""
+    one frame's duration after the previous where a frame has none) and the other
+    streams' packets between them. `colour` and `rejected` are filled as `decode`
+    fills them."""
     step = _frame_step(container.streams.video[0])
     frames: list[np.ndarray] = []
     pts: list[int] = []
-    audio: list = []
+    packets: list = []
     last = None
-    for decoded in decode(container, path, rejected, audio, colour):
+    display = None
+    for decoded in decode(container, path, rejected, packets, colour):
+        if last is None:
+            display = display_matrix(decoded.frame)
         stamp = decoded.pts if decoded.pts is not None else (0 if last is None else last + step)
         if last is not None and stamp <= last:
             stamp = last + 1  # keep them increasing, as every muxer requires
@@ -93,11 +109,12 @@ def _decode(
         frames.append(decoded.rgb())
         pts.append(stamp)
         if len(frames) == batch:
-            yield _Batch(np.stack(frames), pts, list(audio))
+            yield _Batch(np.stack(frames), pts, list(packets), display)
             frames, pts = [], []
-            audio.clear()
-    if frames or audio:
-        yield _Batch(np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8), pts, audio)
+            packets.clear()
+    if frames or packets:
+        empty = np.zeros((0, 1, 1, 3), np.uint8)
+        yield _Batch(np.stack(frames) if frames else empty, pts, packets, display)
 
 
 def _frame_step(stream) -> int:
@@ -109,7 +126,8 @@ def _frame_step(stream) -> int:
 
 
 class _Writer:
-    """The output container: restored frames encoded, audio packets copied."""
+    """The output container: restored frames encoded; audio, subtitle and data packets
+    copied. `left_out` names what the output cannot carry (for one warning line)."""
 
     def __init__(self, temporary: Path, source, info: VideoInfo, encoding: Encoding, target):
         import av
@@ -130,16 +148,23 @@ class _Writer:
         if encoding.codec not in supported and codec not in supported:
             raise VideoError(f"{target}: a {target.suffix} file cannot hold {encoding.codec} video")
         rate = info.rate or fractions.Fraction(25)
-        self.stream = self.output.add_stream(codec, rate=rate)  # stream 0, then the audio
-        self.audio = {}
-        for stream in source.streams.audio:
-            name = stream.codec_context.name
-            if name not in supported:
+        self.stream = self.output.add_stream(codec, rate=rate)  # stream 0, then the others
+        self.copies: dict = {}  # input stream index -> output stream
+        self.left_out: list[str] = []
+        for stream in copied_streams(source):
+            name = _codec_name(stream)
+            if stream.type == "audio" and name not in supported:
                 raise VideoError(
                     f"{target}: a {target.suffix} file cannot hold the input's {name} audio; "
                     "write .mkv instead"
                 )
-            self.audio[stream.index] = self.output.add_stream_from_template(stream)
+            if name in supported:
+                try:
+                    self.copies[stream.index] = self.output.add_stream_from_template(stream)
+                    continue
+                except ValueError:  # PyAV: the muxer refuses this codec after all
+                    pass
+            self.left_out.append(f"stream {stream.index} ({stream.type}, {name})")
         self.stream.width, self.stream.height = info.width, info.height
         even = info.width % 2 == 0 and info.height % 2 == 0
         if encoding.codec == "h264":
@@ -151,9 +176,14 @@ class _Writer:
         self.stream.time_base = video.time_base
         self.stream.codec_context.time_base = video.time_base
 
-    def _start(self, colour: dict) -> None:
+    def _start(self, colour: dict, display: tuple[int, ...] | None) -> None:
         context = self.stream.codec_context
         self.colour = colour
+        if display is not None:  # before anything is muxed: the header holds it
+            if hasattr(self.stream, "set_display_matrix"):
+                self.stream.set_display_matrix(display)
+            else:
+                self.left_out.append("the display rotation (PyAV >= 18 writes it)")
         if self.stream.pix_fmt != "bgr0":
             # Tag the output as the input was tagged, and convert RGB back to YUV with
             # the matrix and range that decoding used.
@@ -166,10 +196,12 @@ class _Writer:
         import av
 
         if not self.started:
-            self._start(colour)
-        for packet in batch.audio:
-            packet.stream = self.audio[packet.stream.index]
-            self.output.mux(packet)
+            self._start(colour, batch.display)
+        for packet in batch.packets:
+            copy = self.copies.get(packet.stream.index)
+            if copy is not None:
+                packet.stream = copy
+                self.output.mux(packet)
         for rgb, stamp in zip(restored, batch.pts):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             if self.stream.pix_fmt == "bgr0":
@@ -193,6 +225,12 @@ class _Writer:
             self.output.close()
         except Exception:  # noqa: BLE001 - the file is removed anyway
             pass
+
+
+def _codec_name(stream) -> str:
+    """The codec of an input stream (data streams have no codec context)."""
+    context = stream.codec_context
+    return context.name if context is not None else (getattr(stream, "name", None) or "unknown")
 
 
 def _muxer(target: Path) -> str:
@@ -223,7 +261,8 @@ def restore_video(
     with a one-line reason; the target then does not exist. Frames whose packets the
     decoder rejects are left out (the others keep their timestamps, so sound and
     picture stay in sync) and `warn` gets one line naming how many and where, once
-    the output is complete; a video that ends early (truncated) or where no frame
+    the output is complete, and one naming the subtitle and data streams (or the
+    rotation) the output could not carry; a video that ends early (truncated) or where no frame
     decodes is refused. An existing `target` is replaced only with `overwrite` (else
     `files.OutputExists`); the output is written to a race-free temporary beside it
     (`files.temporary_in`) and renamed when complete."""
@@ -281,6 +320,11 @@ def restore_video(
                 )
             writer.finish()
         files.finish(temporary, target, overwrite)
+        if writer.left_out:
+            warn(
+                f"{source}: not carried to the {target.suffix} output: "
+                f"{', '.join(writer.left_out)} (.mkv holds text subtitles, .mov/.mp4 mov_text)"
+            )
         if rejected:
             where = ", ".join(f"{t:.2f}" for t in rejected[:5]) + (
                 ", ..." if len(rejected) > 5 else ""

@@ -152,7 +152,7 @@ def decode(
     container,
     path: Path,
     rejected: list[float] | None = None,
-    audio: list | None = None,
+    copied: list | None = None,
     colour: dict | None = None,
 ) -> Iterator[Decoded]:
     """The frames of an open container's video stream, as every reader here decodes
@@ -162,8 +162,9 @@ def decode(
     appended to `rejected`; the frames after it are decoded as the codec can (H.264
     conceals damaged references). Every frame is converted to RGB with the colour
     range of the first one, whose tags (matrix, range, primaries, transfer) fill
-    `colour`. When `audio` is a list, the audio streams are demuxed too and their
-    packets appended to it in order, each before the frames that follow it. A frame
+    `colour`. When `copied` is a list, the audio, subtitle and data streams are
+    demuxed too and their packets appended to it in order, each before the frames
+    that follow it (for a writer that copies them). A frame
     whose size differs from the stream's is refused, as is an error reading the
     container itself: VideoError naming `path`."""
     import av
@@ -173,12 +174,12 @@ def decode(
     context = video.codec_context
     size = (context.width, context.height)  # before decoding: the decoder rewrites it
     colour = {} if colour is None else colour
-    streams = (video,) if audio is None else (video, *container.streams.audio)
+    streams = (video,) if copied is None else (video, *copied_streams(container))
     try:
         for packet in container.demux(*streams):
-            if packet.stream.type == "audio":
-                if packet.dts is not None:
-                    audio.append(packet)
+            if packet.stream.index != video.index:
+                if packet.dts is not None:  # not a demuxer's empty flush packet
+                    copied.append(packet)
                 continue
             try:
                 frames = packet.decode()
@@ -200,6 +201,26 @@ def decode(
                 yield Decoded(frame, frame.pts, colour["color_range"])
     except av.FFmpegError as error:
         raise VideoError(f"{path}: cannot decode video ({reason(error)})") from None
+
+
+def copied_streams(container) -> tuple:
+    """The streams a restored video carries over from its input: audio, subtitles, data."""
+    streams = container.streams
+    return (*streams.audio, *streams.subtitles, *streams.data)
+
+
+IDENTITY_MATRIX = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)  # 16.16 and 2.30 fixed point
+
+
+def display_matrix(frame) -> tuple[int, ...] | None:
+    """The frame's display matrix (rotation and flips a player applies: a phone's
+    portrait clip), FFmpeg's 9 int32 in their order; None when it has none or the
+    identity."""
+    for side_data in getattr(frame, "side_data", ()):
+        if getattr(side_data.type, "name", "") == "DISPLAYMATRIX":
+            matrix = tuple(int(v) for v in np.frombuffer(bytes(side_data), np.int32)[:9])
+            return None if matrix == IDENTITY_MATRIX else matrix
+    return None
 
 
 def _read_colour(frame, context, colour: dict) -> None:

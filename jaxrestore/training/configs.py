@@ -13,8 +13,14 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-# The project's configs/ beside the package (absent from an installed wheel).
-PROJECT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# The project's configs/: inside an installed wheel (jaxrestore/configs), else beside
+# the package in the checkout.
+_PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PROJECT_CONFIGS = (
+    _PACKAGED_CONFIGS
+    if _PACKAGED_CONFIGS.is_dir()
+    else Path(__file__).resolve().parents[2] / "configs"
+)
 
 
 def load(spec: str | Path, *overrides: str) -> ml_collections.ConfigDict:

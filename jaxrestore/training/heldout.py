@@ -10,7 +10,8 @@ scores are computed once.
 
 Each process scores its own share of the images, spread over its devices (one
 image per device at a time), and the per-image scores are gathered, so every
-process returns the same metrics.
+process returns the same metrics. `samples` gives a few restored crops to look at
+(the run's TensorBoard images).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from jaxrestore.data import degrade, sources
 from jaxrestore.metrics import psnr
 from jaxrestore.models import perceptual
 from jaxrestore.training.state import to_unit
+
+SAMPLES = 3  # held-out images shown as restored crops at each evaluation
+CROP = 128  # their side in pixels
+MARGIN = 16  # restored around each crop and cut off, so its edges are the network's
 
 
 def heldout_share(
@@ -124,6 +129,32 @@ class HeldOutEvaluator:
     def _gather(self, rows: list[np.ndarray]) -> np.ndarray:
         """[images, qualities, keys] scores of every image, from every process."""
         return gather_rows(rows, self.mine, (len(self.names), len(self.qualities), len(self.keys)))
+
+    def samples(self, generator_params: Any) -> dict[str, np.ndarray]:
+        """Centre crops of this process's first `SAMPLES` held-out images at the lowest
+        evaluated quality, side by side: tag 'heldout/NAME/qQ' -> uint8 [side, 3·side,
+        3] of JPEG | restored | original."""
+        device = jax.tree.leaves(generator_params)[0].addressable_shards[0].device
+        params = local_params(generator_params, device)
+        quality = self.qualities[0]
+        crops = {}
+        for index, original, compressed in list(zip(self.mine, self.originals, self.compressed))[
+            :SAMPLES
+        ]:
+            height, width = original.shape[:2]
+            outer = min(CROP + 2 * MARGIN, height, width)
+            margin = max(0, (outer - CROP) // 2)
+            top, left = (height - outer) // 2, (width - outer) // 2
+            window = (slice(top, top + outer), slice(left, left + outer))
+            jpeg = compressed[0][window]
+            restored = self._restore(
+                params, to_unit(jax.device_put(jpeg[None], device)), self._quality_vector[:1]
+            )
+            restored = np.round(np.asarray(restored[0]) * 255).astype(np.uint8)
+            inner = (slice(margin, outer - margin), slice(margin, outer - margin))
+            row = [jpeg[inner], restored[inner], original[window][inner]]
+            crops[f"heldout/{self.names[index]}/q{quality}"] = np.concatenate(row, axis=1)
+        return crops
 
     def summary(self, step: int, metrics: dict[str, float]) -> str:
         parts = []

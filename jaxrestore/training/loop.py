@@ -23,6 +23,9 @@ Faults (nothing is lost):
   written (full disk) ends the run with an error naming the last complete one.
 - metrics.jsonl and the evaluation files are replaced atomically; a line cut short
   by a kill is dropped on resume.
+
+Every logged metric also goes to TensorBoard event files (`events`, with a few
+restored held-out crops at each evaluation of a generator).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import numpy as np
 
 from jaxrestore.data import pipeline, sources
 from jaxrestore.inference import loader
-from jaxrestore.training import checkpoint, sharding, stages
+from jaxrestore.training import checkpoint, events, sharding, stages
 from jaxrestore.training import state as state_lib
 from jaxrestore.training import workdir as workdir_lib
 from jaxrestore.training.stages.base import Phase
@@ -156,13 +159,20 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
         state = stage.with_model(state, state_lib.with_params(model_state, params))
         _log(is_chief, f"{stage.kind} initialised from {config.init_from}")
     metrics_log = workdir_lib.MetricsLog(workdir, start_step, is_chief)
+    event_log = events.EventLog(workdir, start_step, is_chief)
     evaluator = stage.make_evaluator(config, splits["heldout"], stage.model_state(state).apply_fn)
 
+    def log_metrics(step: int, metrics: dict[str, float]) -> None:
+        metrics_log.write(step, metrics)
+        event_log.scalars(step, metrics)
+
     def evaluate(step: int) -> dict[str, float]:
-        eval_metrics, per_image = evaluator.evaluate(stage.model_state(state).params)
-        metrics_log.write(step, eval_metrics)
+        params = stage.model_state(state).params
+        eval_metrics, per_image = evaluator.evaluate(params)
+        log_metrics(step, eval_metrics)
         if is_chief:
             workdir_lib.write_eval(workdir, step, per_image)
+            event_log.images(step, evaluator.samples(params))
         _log(is_chief, evaluator.summary(step, eval_metrics))
         return eval_metrics
 
@@ -223,7 +233,7 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
                 last["steps_per_second"] = rate
                 last["patches_per_second"] = rate * config.batch_size
                 last["skipped_steps"] = loop["skipped_steps"]
-                metrics_log.write(step, last)
+                log_metrics(step, last)
                 if "loss" in last:
                     _log(is_chief, _format_progress(step, total, last, rate))
                 interval_start, interval_steps = time.time(), 0
@@ -246,6 +256,8 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
         # Whatever stops the run, a checkpoint still being written is completed first.
         checkpoint.settle(manager)
         raise
+    finally:
+        event_log.close()
 
     checkpoint.finish(manager, saved_step)
     return last

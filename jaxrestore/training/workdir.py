@@ -3,7 +3,8 @@
 WORKDIR may be a local path or a bucket URL (gs://…; for pods every process must
 see the same directory). It holds checkpoints/ (`checkpoint`), metrics.jsonl (one
 JSON object per logged step, process 0 only), eval/step_N.json (per-image held-out
-scores) and data_shards/ (which training images each process reads).
+scores), data_shards/ (which training images each process reads) and tensorboard/
+(the same metrics as event files, `events`).
 """
 
 from __future__ import annotations

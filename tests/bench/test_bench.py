@@ -58,3 +58,18 @@ def test_reference_records_compare_jax_and_torch():
     for record in records:
         ratio = record["median"] / record["torch"]["median"]
         assert record["jax_over_torch"] == pytest.approx(ratio)
+
+
+def test_onnx_record_times_onnxruntime_beside_jax(monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    from types import SimpleNamespace
+
+    from jaxrestore.bench import onnx_runtime
+
+    monkeypatch.setattr(onnx_runtime, "frame_size", lambda quick: ("tiny", 24, 40))
+    (record,) = onnx_runtime.run(SimpleNamespace(quick=True, repeats=2))
+    assert json.loads(capsys.readouterr().out) == record
+    assert record["name"] == "onnx/infer" and record["max_abs_diff"] < 1e-3
+    ratio = record["onnxruntime"]["median"] / record["median"]
+    assert record["onnx_over_jax"] == pytest.approx(ratio)
+    assert record["repeats"] == record["onnxruntime"]["repeats"] == 2

@@ -68,9 +68,31 @@ def finished_checkpoints(workdir: Path) -> list[int]:
     return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
+def check_events(workdir: Path, rows: list[dict], evaluated: list[int]) -> None:
+    """WORKDIR/tensorboard, read back as TensorBoard reads it: every metric of every
+    metrics.jsonl row as a scalar, and held-out crops at each evaluated step."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(
+        str(workdir / "tensorboard"), size_guidance={"scalars": 0, "images": 0}
+    ).Reload()
+    logged = {(k, r["step"]): v for r in rows for k, v in r.items() if k != "step"}
+    tags = events.Tags()
+    written = {(tag, e.step): e.value for tag in tags["scalars"] for e in events.Scalars(tag)}
+    assert written.keys() == logged.keys()
+    for key, value in logged.items():
+        assert written[key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+    assert sorted(tags["images"]) == ["heldout/coffee/q10", "heldout/rocket/q10"]
+    for tag in tags["images"]:  # JPEG | restored | original, 128-pixel crops
+        shown = events.Images(tag)
+        assert [image.step for image in shown] == evaluated
+        assert (shown[0].width, shown[0].height) == (3 * 128, 128)
+
+
 def test_main_writes_metrics_and_held_out_evaluation(tmp_path, tiny_config, capsys):
     finish(run_main(tmp_path))
     rows = read_metrics(tmp_path)
+    check_events(tmp_path, rows, evaluated=[12])
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == list(range(2, 13, 2))
     for key in ("loss", "ssim_loss", "l1", "grad_norm", "steps_per_second"):

@@ -62,6 +62,10 @@ class QualityEvaluator:
         }
         return scores, per_image
 
+    def samples(self, params: Any) -> dict[str, np.ndarray]:
+        """No images to show: the predictor's output is a number."""
+        return {}
+
     def summary(self, step: int, metrics: dict[str, float]) -> str:
         parts = [f"q{q}: {metrics[f'eval/quality_mae_q{q}']:.2f}" for q in self.qualities]
         return (

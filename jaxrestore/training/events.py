@@ -1,0 +1,52 @@
+"""WORKDIR/tensorboard/: TensorBoard event files of a run (tensorboardX), process 0 only.
+
+Every metric that goes to metrics.jsonl is also a scalar here, under the same name
+and step (`eval/psnr_restored_q10`, `loss`, ...), and each held-out evaluation of a
+generator adds a few crops as images (`heldout/NAME/qQ`: JPEG | restored | original).
+metrics.jsonl stays the run's record (resume, export and the plots read it); the
+events are for watching a run:
+
+    tensorboard --logdir runs/
+
+A resumed run purges the events after its checkpoint's step, which it runs again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EVENTS_DIR = "tensorboard"
+
+
+class EventLog:
+    """The run's TensorBoard writer (a no-op on processes other than 0)."""
+
+    def __init__(self, workdir, resume_step: int, enabled: bool):
+        self.writer = None
+        if enabled:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(
+                str(workdir / EVENTS_DIR),
+                purge_step=resume_step + 1 if resume_step else None,
+                flush_secs=30,
+            )
+
+    def scalars(self, step: int, metrics: dict[str, float]) -> None:
+        if self.writer is None:
+            return
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, float(value), step)
+
+    def images(self, step: int, images: dict[str, np.ndarray]) -> None:
+        """`images`: tag -> uint8 [H, W, 3]."""
+        if self.writer is None:
+            return
+        for tag, image in images.items():
+            self.writer.add_image(tag, image, step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
