@@ -22,6 +22,7 @@ import gc
 import logging as stdlib_logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import jax
@@ -119,7 +120,12 @@ def main(argv: list[str]) -> None:
         where, reason = error.filename or workdir, error.strerror or str(error)
         kept = checkpoint.newest_complete(workdir)
         _quiet_background()
-        sys.exit(f"jaxrestore.main: {where}: could not be written: {reason}; {kept}")
+        print(f"jaxrestore.main: {where}: could not be written: {reason}; {kept}", file=sys.stderr)
+        sys.stderr.flush()
+        # Leave now: at interpreter exit the failed save's threads (tensorstore's
+        # callbacks into a closed event loop, TensorBoard's flush) print tracebacks
+        # after the line. The newest complete checkpoint is already settled on disk.
+        os._exit(1)
 
 
 def _without_library_tracebacks(record: stdlib_logging.LogRecord) -> bool:
@@ -137,6 +143,9 @@ def _quiet_background() -> None:
     logs every failed write with a traceback; asyncio logs each of its tasks' unread
     errors when they are collected, at exit) do not follow the line that explains it."""
     stdlib_logging.disable(stdlib_logging.CRITICAL)
+    # A background writer (TensorBoard's event thread on a full disk) that fails from
+    # now on would print its traceback after the line; the line already says it.
+    threading.excepthook = lambda args: None
     gc.collect()
     sys.stdout.flush()
 

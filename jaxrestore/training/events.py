@@ -47,6 +47,16 @@ class EventLog:
         self.writer.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        """Flush and close; on a full disk (or another write error) the events left are
+        dropped: the run's own error says what could not be written."""
+        if self.writer is None:
+            return
+        writer, self.writer = self.writer, None
+        try:
+            writer.close()
+        except OSError:
+            # tensorboardX would try the same flush again at exit and print its
+            # traceback after the run's last line; mark its file writer closed.
+            file_writer = getattr(writer, "event_writer", None)
+            if file_writer is not None and hasattr(file_writer, "_closed"):
+                file_writer._closed = True
