@@ -146,6 +146,23 @@ def parser() -> argparse.ArgumentParser:
         required=True,
         help="the output file, or the folder for several inputs or a folder",
     )
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--overwrite", "-y", action="store_true", help="replace outputs that exist (never an input)"
+    )
+    existing.add_argument(
+        "--skip-existing",
+        "-n",
+        action="store_true",
+        help="keep outputs that exist and restore the rest",
+    )
+    add_restore_options(p)
+    return p
+
+
+def add_restore_options(p: argparse.ArgumentParser) -> None:
+    """The options of the model, the QF, tiling, formats and codecs (shared with
+    `jaxrestore.archive`)."""
     p.add_argument(
         "--quality",
         "-q",
@@ -165,16 +182,6 @@ def parser() -> argparse.ArgumentParser:
         help="for --quality auto on non-JPEG inputs: 'quality' (packaged), "
         "a quality-predictor workdir or export; '' for none (then only JPEG files "
         "get 'auto')",
-    )
-    existing = p.add_mutually_exclusive_group()
-    existing.add_argument(
-        "--overwrite", "-y", action="store_true", help="replace outputs that exist (never an input)"
-    )
-    existing.add_argument(
-        "--skip-existing",
-        "-n",
-        action="store_true",
-        help="keep outputs that exist and restore the rest",
     )
     p.add_argument(
         "--format",
@@ -237,7 +244,6 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no line per restored file (errors and the summary only)",
     )
-    return p
 
 
 def _model_source(value: str, option: str, packaged: tuple[str, ...]) -> None:

@@ -1,0 +1,1 @@
+python -m jaxrestore.archive {IN} --output {OUT} --workers {WORKERS}
