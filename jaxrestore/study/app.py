@@ -61,8 +61,9 @@ HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    # A participant's id is in their page's URL: it goes nowhere else.
-    "Referrer-Policy": "no-referrer",
+    # A participant's id is in their page's URL: it goes to no other site. (Not
+    # no-referrer: browsers then send "Origin: null" with the form, as if cross-site.)
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }

@@ -227,32 +227,61 @@ def server(study):
     thread.join(timeout=10)
 
 
-def http(url: str, form: dict | None = None) -> tuple[int, str]:
-    """(status, body) of a GET, or of a POST of `form` (redirects followed)."""
-    data = urllib.parse.urlencode(form).encode() if form is not None else None
+def fetch(
+    url: str, form: dict | None = None, headers: dict | None = None, body: bytes | None = None
+) -> tuple[int, dict, str]:
+    """(status, headers, body) of a GET, or of a POST of `form` (or of raw `body`),
+    with redirects followed."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else body
+    request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, data=data, timeout=30) as response:
-            return response.status, response.read().decode()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read().decode("latin-1")
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        return error.code, dict(error.headers), error.read().decode("latin-1")
+
+
+def http(url: str, form: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
+    """(status, body) of a GET, or of a POST of `form` (redirects followed)."""
+    status, _, page = fetch(url, form, headers)
+    return status, page
+
+
+def issue(study: manifest.Study, count: int = 1) -> list[str]:
+    """`count` new participant ids for the study."""
+    connection = store.connect(study.folder)
+    try:
+        return [participant for participant, _ in store.issue(connection, count)]
+    finally:
+        connection.close()
+
+
+def on_screen(page: str) -> tuple[str, str]:
+    """(trial id, form token) of a trial page."""
+    trial = re.search(r'name="trial" value="(t\d+)"', page)[1]
+    return trial, re.search(r'name="token" value="([^"]+)"', page)[1]
+
+
+def rows_of(study: manifest.Study, sql: str, *parameters) -> list[tuple]:
+    with sqlite3.connect(study.folder / store.FILENAME) as connection:
+        return connection.execute(sql, parameters).fetchall()
 
 
 def test_app_refuses_bad_requests_and_keeps_the_first_answer(study, server):
+    (carol,) = issue(study)
     assert http(f"{server}/p/not%20an%20id")[0] == 400
     assert http(f"{server}/?participant=a/b")[0] in (400, 404)
     assert http(f"{server}/image/..%2Fstudy.json")[0] == 404
     assert http(f"{server}/image/{'0' * 20}.png")[0] == 404
-    status, page = http(f"{server}/p/carol")
-    trial = re.search(r'name="trial" value="(t\d+)"', page)[1]
-    assert http(f"{server}/p/carol", {"trial": trial, "choice": "up"})[0] == 400
-    assert http(f"{server}/p/carol", {"trial": "t999", "choice": "left"})[0] == 400
+    status, page = http(f"{server}/p/{carol}")
+    trial, token = on_screen(page)
+    mine = {"trial": trial, "token": token}
+    assert http(f"{server}/p/{carol}", {**mine, "choice": "up"})[0] == 400
+    assert http(f"{server}/p/{carol}", {**mine, "trial": "t999", "choice": "left"})[0] == 400
     # Without JavaScript: no response time. Sent twice: one row, the first choice.
-    assert http(f"{server}/p/carol", {"trial": trial, "choice": "left"})[0] == 200
-    assert http(f"{server}/p/carol", {"trial": trial, "choice": "right"})[0] == 200
-    with sqlite3.connect(study.folder / store.FILENAME) as connection:
-        rows = connection.execute(
-            "SELECT choice, response_ms FROM answers WHERE participant = 'carol'"
-        ).fetchall()
+    assert http(f"{server}/p/{carol}", {**mine, "choice": "left"})[0] == 200
+    assert http(f"{server}/p/{carol}", {**mine, "choice": "right"})[0] == 200
+    rows = rows_of(study, "SELECT choice, response_ms FROM answers WHERE participant = ?", carol)
     assert rows == [("left", None)]
 
 
@@ -334,10 +363,11 @@ def test_a_participant_in_a_real_browser(study, server, browser):
             browser.find_element(By.ID, side).click()
         wait.until(lambda d: d.find_elements(By.ID, "done") or position() == index + 2)
 
+    alice, bob = issue(study, 2)
     browser.get(f"{server}/")
-    browser.find_element(By.ID, "participant").send_keys("alice")
+    browser.find_element(By.ID, "participant").send_keys(alice)
     browser.find_element(By.ID, "begin").click()
-    wait.until(lambda d: d.current_url.endswith("/p/alice"))
+    wait.until(lambda d: d.current_url.endswith(f"/p/{alice}"))
     assert position() == 1
     # Blind: no version is named anywhere in the page, and pictures have opaque names.
     page = browser.page_source.lower()
@@ -360,9 +390,9 @@ def test_a_participant_in_a_real_browser(study, server, browser):
     browser.refresh()  # a reload continues at the next pair, without a second answer
     assert position() == 6
     browser.get(f"{server}/")  # and so does coming back with the same id
-    browser.find_element(By.ID, "participant").send_keys("alice")
+    browser.find_element(By.ID, "participant").send_keys(alice)
     browser.find_element(By.ID, "begin").click()
-    wait.until(lambda d: d.current_url.endswith("/p/alice"))
+    wait.until(lambda d: d.current_url.endswith(f"/p/{alice}"))
     assert position() == 6
     for index in range(5, total):
         choose(index)
@@ -374,14 +404,14 @@ def test_a_participant_in_a_real_browser(study, server, browser):
     with sqlite3.connect(study.folder / store.FILENAME) as connection:
         connection.row_factory = sqlite3.Row
         rows = connection.execute(
-            "SELECT * FROM answers WHERE participant = 'alice' ORDER BY position"
+            "SELECT * FROM answers WHERE participant = ? ORDER BY position", (alice,)
         ).fetchall()
         order = json.loads(
             connection.execute(
-                "SELECT trial_order FROM participants WHERE participant = 'alice'"
+                "SELECT trial_order FROM participants WHERE participant = ?", (alice,)
             ).fetchone()[0]
         )
-    assert order == design.participant_order([t.id for t in study.trials], "alice", study.seed)
+    assert order == design.participant_order([t.id for t in study.trials], alice, study.seed)
     assert [row["trial"] for row in rows] == order and [row["position"] for row in rows] == list(
         range(total)
     )
@@ -395,10 +425,9 @@ def test_a_participant_in_a_real_browser(study, server, browser):
 
     # A second participant without JavaScript, always choosing the left picture.
     for _ in range(total):
-        page = http(f"{server}/p/bob")[1]
-        trial = re.search(r'name="trial" value="(t\d+)"', page)[1]
-        http(f"{server}/p/bob", {"trial": trial, "choice": "left"})
-    assert f"All {total} pairs are done" in http(f"{server}/p/bob")[1]
+        trial, token = on_screen(http(f"{server}/p/{bob}")[1])
+        http(f"{server}/p/{bob}", {"trial": trial, "token": token, "choice": "left"})
+    assert f"All {total} pairs are done" in http(f"{server}/p/{bob}")[1]
 
     # The report: counts recomputed here from the rows, tests straight from scipy.
     assert cli.run(["report", str(study.folder)]) == 0
@@ -406,8 +435,12 @@ def test_a_participant_in_a_real_browser(study, server, browser):
     with sqlite3.connect(study.folder / store.FILENAME) as connection:
         answers = connection.execute("SELECT a, b, quality, chosen FROM answers").fetchall()
     assert report["answers"] == len(answers)
-    assert report["participants"]["alice"]["answered"] == total
-    assert report["participants"]["bob"]["left_choices"] == total
+    labels = {row[0]: row[1] for row in rows_of(study, "SELECT participant, label FROM issued")}
+    assert report["participants"][labels[alice]]["answered"] == total
+    assert report["participants"][labels[bob]]["left_choices"] == total
+    # Reports name participants by label: an id lets its holder answer.
+    report_text = json.dumps(report) + (study.folder / "report" / "report.md").read_text()
+    assert alice not in report_text and bob not in report_text
     for row in report["rows"]:
         mine = [x for x in answers if x[:2] == (row["a"], row["b"])]
         if row["quality"] != "all":
@@ -420,13 +453,13 @@ def test_a_participant_in_a_real_browser(study, server, browser):
         assert (row["low"], row["high"]) == pytest.approx((interval.low, interval.high))
         if (row["a"], row["b"]) == ("gan", "compressed") and row["quality"] == 10:
             # alice always took gan (3 items); bob took it where it was on the left.
-            bob = [t for t in study.trials if t.pair == ("gan", "compressed") and t.quality == 10]
-            assert row["wins"] >= 3 + sum(t.left == "gan" for t in bob)
+            bobs = [t for t in study.trials if t.pair == ("gan", "compressed") and t.quality == 10]
+            assert row["wins"] >= 3 + sum(t.left == "gan" for t in bobs)
     markdown = (study.folder / "report" / "report.md").read_text()
     first = report["rows"][0]
     assert (
         f"| {first['a']} vs {first['b']} | {first['quality']} | {first['n']} | {first['wins']} |"
         in markdown
     )
-    assert "Clopper-Pearson" in markdown and "| alice | 18 of 18 |" in markdown
+    assert "Clopper-Pearson" in markdown and f"| {labels[alice]} | 18 of 18 |" in markdown
     assert (study.folder / "report" / "preference.png").read_bytes()[:4] == b"\x89PNG"
