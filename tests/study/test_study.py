@@ -1,14 +1,20 @@
 """The preference study: balanced, recorded placement; the statistics against known
 cases; bad input refused; and a whole study run in a real headless browser."""
 
+import email.message
+import email.utils
 import json
 import math
 import os
+import random
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
+import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -229,16 +235,16 @@ def server(study):
 
 def fetch(
     url: str, form: dict | None = None, headers: dict | None = None, body: bytes | None = None
-) -> tuple[int, dict, str]:
-    """(status, headers, body) of a GET, or of a POST of `form` (or of raw `body`),
-    with redirects followed."""
+) -> tuple[int, email.message.Message, str]:
+    """(status, headers (names in any case), body) of a GET, or of a POST of `form` (or
+    of raw `body`), with redirects followed."""
     data = urllib.parse.urlencode(form).encode() if form is not None else body
     request = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read().decode("latin-1")
+            return response.status, response.headers, response.read().decode("latin-1")
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read().decode("latin-1")
+        return error.code, error.headers, error.read().decode("latin-1")
 
 
 def http(url: str, form: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
@@ -283,6 +289,241 @@ def test_app_refuses_bad_requests_and_keeps_the_first_answer(study, server):
     assert http(f"{server}/p/{carol}", {**mine, "choice": "right"})[0] == 200
     rows = rows_of(study, "SELECT choice, response_ms FROM answers WHERE participant = ?", carol)
     assert rows == [("left", None)]
+
+
+# --- a hostile participant -----------------------------------------------------------
+# Each test below is a hole found on the first version of the app, probed as a
+# participant who wants to know which picture is which, or to answer as others would.
+
+# The order `prepare` makes an item's pictures in: the original, then at each quality
+# the compressed version and the methods in --methods order.
+MADE = [(None, design.ORIGINAL)] + [
+    (quality, version) for quality in QUALITIES for version in (design.COMPRESSED, *METHODS)
+]
+
+
+def labelled_by_order(study: manifest.Study, key) -> int:
+    """The trials whose two pictures a participant names right by sorting each item's
+    pictures (grouped, as on the pages, by their reference picture) by `key` of the
+    file name and reading them as made in the MADE order. Shuffled first, so that
+    pictures `key` cannot tell apart are not left in the order they were made."""
+    right, rng = 0, random.Random(0)
+    for item in study.manifest["items"]:
+        names = [study.image(item, quality, version) for quality, version in MADE]
+        rng.shuffle(names)
+        guess = dict(zip(sorted(names, key=key), MADE))
+        for trial in (t for t in study.trials if t.item == item):
+            named = [
+                guess[study.image(item, trial.quality, side)] for side in (trial.left, trial.right)
+            ]
+            right += named == [(trial.quality, trial.left), (trial.quality, trial.right)]
+    return right
+
+
+def test_picture_headers_do_not_order_a_trials_pictures(study, server):
+    """The ETag attack, over HTTP: sort an item's pictures by any validator a response
+    carries (Last-Modified, then a time inside the ETag, then the ETag itself)."""
+    headers = {}
+    for item in study.manifest["items"]:
+        for quality, version in MADE:
+            name = study.image(item, quality, version)
+            status, headers[name], _ = fetch(f"{server}/image/{name}")
+            assert status == 200 and headers[name]["Content-Type"] == "image/png"
+            assert "Last-Modified" not in headers[name]
+            mtime = (study.image_dir / name).stat().st_mtime
+            assert str(int(mtime)) not in headers[name].get("ETag", "")
+
+    def key(name: str) -> tuple:
+        found = headers[name]
+        modified = found.get("Last-Modified")
+        stamp = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0
+        etag = found.get("ETag", "")
+        inside = re.search(r"\d{9,}(\.\d+)?", etag)
+        return stamp, float(inside[0]) if inside else 0.0, etag
+
+    # Chance is about 1 in 42 per trial; the first app's headers named all 18.
+    assert labelled_by_order(study, key) <= len(study.trials) // 6
+    # A cached picture is revalidated by its opaque ETag alone.
+    name = study.image(next(iter(study.manifest["items"])), QUALITIES[0], METHODS[0])
+    etag = headers[name]["ETag"]
+    assert fetch(f"{server}/image/{name}", headers={"If-None-Match": etag})[0] == 304
+
+
+def test_picture_files_and_names_tell_nothing(study):
+    """On disk: one modification time, and creation (inode, change time) in the order
+    of the opaque names; and no name can be recomputed from a picture's pixels and a
+    guess at its version with the seed study.json records."""
+    stats_of = {path.name: path.stat() for path in study.image_dir.iterdir()}
+    assert len({stat.st_mtime_ns for stat in stats_of.values()}) == 1
+    for field in ("st_mtime_ns", "st_ctime_ns", "st_ino"):
+        key = lambda name, field=field: (getattr(stats_of[name], field), name)  # noqa: E731
+        assert labelled_by_order(study, key) <= len(study.trials) // 6, field
+    for item in study.manifest["items"]:
+        for quality, version in MADE:
+            name = study.image(item, quality, version)
+            pixels = np.asarray(Image.open(study.image_dir / name)).tobytes()
+            for guess in (design.ORIGINAL, design.COMPRESSED, *METHODS):
+                assert design.image_name(study.seed, item, quality, guess, pixels) != name
+
+
+def count_rows(study: manifest.Study, participant: str) -> int:
+    """The rows an id has in the participants, shown and answers tables."""
+    return sum(
+        rows_of(study, f"SELECT COUNT(*) FROM {table} WHERE participant = ?", participant)[0][0]
+        for table in ("participants", "shown", "answers")
+    )
+
+
+def test_unknown_ids_are_refused_and_create_nothing(study, server):
+    for url in (f"{server}/p/mallory", f"{server}/?participant=mallory"):
+        status, page = http(url)
+        assert status == 403 and "not an id of this study" in page
+    status, _ = http(f"{server}/p/mallory", {"trial": study.trials[0].id, "choice": "left"})
+    assert status == 403
+    assert count_rows(study, "mallory") == 0
+
+
+def test_only_the_trial_on_screen_is_answered(study, server):
+    (dave,) = issue(study)
+    trial, token = on_screen(http(f"{server}/p/{dave}")[1])
+    other = next(t.id for t in study.trials if t.id != trial)
+    for form in (
+        {"trial": other, "token": token},  # a trial never shown
+        {"trial": trial},  # no token
+        {"trial": trial, "token": "x" + token[1:]},  # somebody else's token
+    ):
+        status, page = http(f"{server}/p/{dave}", {**form, "choice": "left", "response_ms": 1e-7})
+        assert status == 409 and 'id="stale"' in page, form
+    assert rows_of(study, "SELECT * FROM answers WHERE participant = ?", dave) == []
+    # A reload serves the same pair under a new token: the old page's token is dead.
+    assert http(f"{server}/p/{dave}")[0] == 200
+    assert http(f"{server}/p/{dave}", {"trial": trial, "token": token, "choice": "left"})[0] == 409
+    trial, token = on_screen(http(f"{server}/p/{dave}")[1])
+    form = {"trial": trial, "token": token, "choice": "right", "response_ms": "3600000"}
+    assert http(f"{server}/p/{dave}", form)[0] == 200
+    ((shown, answered, client),) = rows_of(
+        study,
+        "SELECT shown_at, answered_at, response_ms FROM answers WHERE participant = ?",
+        dave,
+    )
+    # The server's times; a browser time longer than the server's is not kept.
+    assert shown is not None and 0 < answered - shown < 60 and client is None
+
+
+def test_cross_site_requests_rebinding_and_framing_are_refused(study, server):
+    (erin,) = issue(study)
+    status, headers, page = fetch(f"{server}/p/{erin}")
+    assert status == 200 and headers["X-Frame-Options"] == "DENY"
+    policy = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert 'style="' not in page and "<script>" not in page  # nothing the policy blocks
+    trial, token = on_screen(page)
+    form = {"trial": trial, "token": token, "choice": "left"}
+    port = server.rsplit(":", 1)[1]
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": f"http://127.0.0.1:{port}"},
+    ):
+        assert http(f"{server}/p/{erin}", form, headers)[0] == 403, headers
+    # DNS rebinding: a page on evil.example whose name now points here.
+    assert http(f"{server}/", headers={"Host": f"evil.example:{port}"})[0] == 400
+    assert http(f"{server}/p/{erin}", form, {"Host": "evil.example"})[0] == 400
+    assert rows_of(study, "SELECT * FROM answers WHERE participant = ?", erin) == []
+    same = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+    assert http(f"{server}/p/{erin}", form, same)[0] == 200
+    assert len(rows_of(study, "SELECT * FROM answers WHERE participant = ?", erin)) == 1
+
+
+def test_request_and_header_sizes_are_bounded(study, server):
+    (frank,) = issue(study)
+    trial, token = on_screen(http(f"{server}/p/{frank}")[1])
+    fields = {"trial": trial, "token": token, "choice": "left"}
+    boundary = "b0undary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+             for k, v in fields.items()]  # fmt: skip
+    for size in (app_lib.MAX_BODY + 1, app_lib.MAX_REQUEST_BODY + 1):
+        padding = f'--{boundary}\r\nContent-Disposition: form-data; name="pad"\r\n\r\n'
+        body = "".join(parts) + padding
+        body = body + "x" * (size - len(body) - len(boundary) - 8) + f"\r\n--{boundary}--\r\n"
+        assert len(body) >= size
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        status = fetch(f"{server}/p/{frank}", headers=headers, body=body.encode())[0]
+        assert status == 413, size
+    # A form, not a multipart body, even a small one.
+    small = "".join(parts) + f"--{boundary}--\r\n"
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    assert fetch(f"{server}/p/{frank}", headers=headers, body=small.encode())[0] == 415
+    assert rows_of(study, "SELECT * FROM answers WHERE participant = ?", frank) == []
+    # A 60 KB header is refused before the app; a long User-Agent is cut when stored.
+    (grace, heidi) = issue(study, 2)
+    assert http(f"{server}/p/{grace}", headers={"User-Agent": "x" * 60_000})[0] == 431
+    assert count_rows(study, grace) == 0
+    assert http(f"{server}/p/{heidi}", headers={"User-Agent": "y" * 4000})[0] == 200
+    ((agent,),) = rows_of(study, "SELECT user_agent FROM participants WHERE participant = ?", heidi)
+    assert agent == "y" * store.USER_AGENT_CHARS
+
+
+def test_idle_connections_do_not_become_threads(server):
+    host, port = server.removeprefix("http://").rsplit(":", 1)
+    before = threading.active_count()
+    idle = []
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection((host, int(port)), timeout=10))
+        idle[0].sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and one half a request
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 2
+    finally:
+        for connection in idle:
+            connection.close()
+    # Once they are gone, the next participant is served.
+    deadline = time.monotonic() + 20
+    while http(f"{server}/")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_ids_are_matched_whole(study, server):
+    (ivan,) = issue(study)
+    for suffix in ("%0A", "%0D%0A", "%00", "%20"):
+        assert http(f"{server}/p/{ivan}{suffix}")[0] == 400, suffix
+    assert http(f"{server}/p/zed%0A")[0] == 400
+    assert count_rows(study, ivan) == count_rows(study, f"{ivan}\n") == 0
+    assert count_rows(study, "zed\n") == 0
+
+
+def test_serving_the_network_takes_issued_ids_and_named_hosts(study, tmp_path, capsys):
+    """`serve --host 0.0.0.0` on a study without issued ids refuses to start; with ids,
+    it answers only requests naming an allowed host."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    shutil.copy(study.folder / manifest.FILENAME, folder)
+    shutil.copytree(study.image_dir, folder / manifest.IMAGES)
+    command = [sys.executable, "-m", "jaxrestore.study", "serve", str(folder),
+               "--host", "0.0.0.0", "--port", "0"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no participant ids issued" in done.stderr, done.stderr
+    assert cli.run(["participants", str(folder), "--new", "1"]) == 0
+    out, err = capsys.readouterr()
+    ((label, judy),) = [line.split("\t") for line in out.splitlines()]
+    assert label == "P001" and "1 new participant id" in err
+    command += ["--allow-host", "study.lab.example"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as serving:
+        try:
+            line = serving.stdout.readline()
+            port = re.search(r"http://0\.0\.0\.0:(\d+)/", line)[1]
+            base = f"http://127.0.0.1:{port}"
+            assert http(f"{base}/p/{judy}", headers={"Host": "192.0.2.7"})[0] == 400
+            assert http(f"{base}/p/{judy}", headers={"Host": f"study.lab.example:{port}"})[0] == 200
+            assert http(f"{base}/p/{judy}")[0] == 200
+            assert http(f"{base}/p/nobody")[0] == 403
+        finally:
+            serving.terminate()
 
 
 @pytest.fixture(scope="session")
