@@ -44,11 +44,12 @@ def parser() -> argparse.ArgumentParser:
         "participants", help="issue participant ids (random tokens) or list them"
     )
     people.add_argument("study", type=Path)
-    people.add_argument("--new", type=int, metavar="N", help="issue N new ids, printed one a line")
+    what = people.add_mutually_exclusive_group()
+    what.add_argument("--new", type=int, metavar="N", help="issue N new ids, printed one a line")
     people.add_argument(
         "--url", help="print each new id as a link: URL/?participant=ID (the study's address)"
     )
-    people.add_argument(
+    what.add_argument(
         "--adopt",
         action="store_true",
         help="issue the ids of a study begun before ids were issued, so they can go on",
@@ -105,6 +106,8 @@ def participants(args: argparse.Namespace) -> None:
     """The `participants` subcommand: --new N, --adopt, or (neither) the list."""
     from jaxrestore.study import manifest, store
 
+    if args.url and args.new is None:
+        raise ValueError("--url goes with --new N (it prints the new ids as links)")
     if args.url and not re.fullmatch(r"https?://[^\s/?#]+/?", args.url):
         raise ValueError(f"--url {args.url}: expected http(s)://HOST[:PORT], the study's address")
     if args.new is not None:

@@ -495,13 +495,70 @@ def test_ids_are_matched_whole(study, server):
     assert count_rows(study, "zed\n") == 0
 
 
-def test_serving_the_network_takes_issued_ids_and_named_hosts(study, tmp_path, capsys):
-    """`serve --host 0.0.0.0` on a study without issued ids refuses to start; with ids,
-    it answers only requests naming an allowed host."""
+def fresh_copy(study: manifest.Study, tmp_path: Path) -> Path:
+    """The study's manifest and pictures in a new folder: no ids, no answers."""
     folder = tmp_path / "study"
     folder.mkdir()
     shutil.copy(study.folder / manifest.FILENAME, folder)
     shutil.copytree(study.image_dir, folder / manifest.IMAGES)
+    return folder
+
+
+def old_answer(folder: Path, participant: str, trial: design.Trial) -> None:
+    """An answer row written straight into the database, as by an earlier server."""
+    connection = store.connect(folder)
+    with connection:
+        connection.execute("INSERT INTO participants VALUES (?, '[]', 0, NULL)", (participant,))
+        connection.execute(
+            "INSERT INTO answers VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, 'left', ?, NULL, 1, 2)",
+            (participant, trial.id, trial.item, trial.quality, *trial.pair, trial.left,
+             trial.right, trial.left),
+        )  # fmt: skip
+    connection.close()
+
+
+def test_participants_are_issued_listed_and_adopted(study, tmp_path, capsys):
+    folder = fresh_copy(study, tmp_path)
+    url = "http://study.lab.example:8000"
+    assert cli.run(["participants", str(folder), "--new", "2", "--url", url]) == 0
+    out, err = capsys.readouterr()
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [label for label, _ in lines] == ["P001", "P002"] and "2 new participant id" in err
+    pattern = r"http://study\.lab\.example:8000/\?participant=([A-Za-z0-9_-]{16})"
+    first, second = (re.fullmatch(pattern, link)[1] for _, link in lines)
+    assert first != second
+    for bad in (["--new", "0"], ["--url", url], ["--new", "1", "--url", "ftp://x"]):
+        status, err = run_here(capsys, "participants", folder, *bad)
+        assert status == 1 and len(err.strip().splitlines()) == 1, (bad, err)
+    # A study begun before ids were issued: "olduser" answered under a name of their own.
+    old_answer(folder, first, study.trials[0])
+    old_answer(folder, "olduser", study.trials[1])
+    assert cli.run(["report", str(folder)]) == 0
+    report = json.loads((folder / "report" / "report.json").read_text())
+    assert report["answers"] == 1 and report["left_out"] == 1
+    assert list(report["participants"]) == ["P001"]
+    assert (
+        "1 answer(s) from ids this study never issued"
+        in (folder / "report" / "report.md").read_text()
+    )
+    capsys.readouterr()
+    assert cli.run(["participants", str(folder), "--adopt"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 id(s) recorded before ids were issued are now issued" in err
+    assert [line.split("\t") for line in out.splitlines()] == [
+        ["P001", first, "1 answered"],
+        ["P002", second, "not started"],
+        ["olduser", "olduser", "1 answered"],
+    ]
+    assert cli.run(["report", str(folder)]) == 0
+    report = json.loads((folder / "report" / "report.json").read_text())
+    assert report["answers"] == 2 and report["left_out"] == 0
+
+
+def test_serving_the_network_takes_issued_ids_and_named_hosts(study, tmp_path, capsys):
+    """`serve --host 0.0.0.0` on a study without issued ids refuses to start; with ids,
+    it answers only requests naming an allowed host."""
+    folder = fresh_copy(study, tmp_path)
     command = [sys.executable, "-m", "jaxrestore.study", "serve", str(folder),
                "--host", "0.0.0.0", "--port", "0"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=30)
