@@ -188,7 +188,8 @@ def study(tmp_path_factory, photo) -> manifest.Study:
     out = folder / "study"
     status = cli.run(
         ["prepare", str(inputs), "--out", str(out), "--crop", "64", "--frames", "1",
-         "--quality", *map(str, QUALITIES), "--methods", *METHODS, "--seed", "7"]
+         "--quality", *map(str, QUALITIES), "--methods", *METHODS, "--seed", "7",
+         "--participants", "1"]
     )  # fmt: skip
     assert status == 0
     return manifest.Study.load(out)
@@ -204,6 +205,8 @@ def test_prepare_records_what_it_shows(study):
     assert data["items"]["inputs/chelsea.png"]["crop"] == [193, 118, 64, 64]
     # The recorded trials are the seeded design, image for image.
     assert study.trials == design.build_trials(list(data["items"]), list(QUALITIES), [*METHODS], 7)
+    # --participants 1: the first issued id.
+    assert [label for (label,) in rows_of(study, "SELECT label FROM issued")][:1] == ["P001"]
     files = sorted(p.name for p in study.image_dir.iterdir())
     assert len(files) == 3 * (1 + 2 * 3) and all(
         re.fullmatch(r"[0-9a-f]{20}\.png", f) for f in files
@@ -408,6 +411,24 @@ def test_only_the_trial_on_screen_is_answered(study, server):
     )
     # The server's times; a browser time longer than the server's is not kept.
     assert shown is not None and 0 < answered - shown < 60 and client is None
+
+
+def test_concurrent_identical_answers_make_one_row(study, server):
+    (kim,) = issue(study)
+    trial, token = on_screen(http(f"{server}/p/{kim}")[1])
+    form = {"trial": trial, "token": token, "choice": "left"}
+    statuses = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(http(f"{server}/p/{kim}", form)[0]))
+        for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Each either recorded it or found it recorded; none was refused or failed.
+    assert statuses == [200] * 20
+    assert len(rows_of(study, "SELECT * FROM answers WHERE participant = ?", kim)) == 1
 
 
 def test_cross_site_requests_rebinding_and_framing_are_refused(study, server):
