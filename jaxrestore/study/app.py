@@ -346,6 +346,12 @@ def serve(
         f"{', '.join(sorted(hosts))}",
         flush=True,
     )
+    if host in WILDCARDS and not allow_hosts:
+        print(
+            "jaxrestore.study: listening on every interface, but only localhost's names are "
+            "allowed: give --allow-host NAME for each name or address people use",
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
