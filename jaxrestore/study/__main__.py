@@ -1,8 +1,10 @@
-"""The study command: `python -m jaxrestore.study prepare|serve|report` (see the package)."""
+"""The study command: `python -m jaxrestore.study prepare|participants|serve|report`
+(see the package)."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -34,11 +36,37 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--crop", help="W or WxH: the centred window shown (default whole)")
     prepare.add_argument("--seed", type=int, default=0)
     prepare.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    prepare.add_argument(
+        "--participants", type=int, default=0, metavar="N", help="issue N participant ids"
+    )
+
+    people = commands.add_parser(
+        "participants", help="issue participant ids (random tokens) or list them"
+    )
+    people.add_argument("study", type=Path)
+    what = people.add_mutually_exclusive_group()
+    what.add_argument("--new", type=int, metavar="N", help="issue N new ids, printed one a line")
+    people.add_argument(
+        "--url", help="print each new id as a link: URL/?participant=ID (the study's address)"
+    )
+    what.add_argument(
+        "--adopt",
+        action="store_true",
+        help="issue the ids of a study begun before ids were issued, so they can go on",
+    )
 
     serve = commands.add_parser("serve", help="run the study's web app")
     serve.add_argument("study", type=Path)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name or address participants reach the study by (repeatable); "
+        "localhost's and --host are always allowed",
+    )
     serve.add_argument(
         "--reference", default="toggle", help="the source picture: toggle, on or off"
     )
@@ -48,6 +76,58 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("study", type=Path)
     report.add_argument("--out", "-o", type=Path, help="default STUDY/report")
     return main
+
+
+def issue(folder: Path, count: int) -> list[tuple[str, str]]:
+    """`count` new ids for the study in `folder`, stored in its answers.sqlite."""
+    from jaxrestore.study import manifest, store
+
+    manifest.Study.load(folder)
+    connection = store.connect(folder)
+    try:
+        return store.issue(connection, count)
+    finally:
+        connection.close()
+
+
+def print_ids(folder: Path, issued: list[tuple[str, str]], url: str | None) -> None:
+    """The new ids on stdout, one a line (a link each with `url`); a note on stderr."""
+    for participant, label in issued:
+        line = f"{url.rstrip('/')}/?participant={participant}" if url else participant
+        print(f"{label}\t{line}")
+    print(
+        f"{NAME}: {len(issued)} new participant id(s) for {folder}: give each person theirs "
+        "privately; anyone holding an id can answer as that participant",
+        file=sys.stderr,
+    )
+
+
+def participants(args: argparse.Namespace) -> None:
+    """The `participants` subcommand: --new N, --adopt, or (neither) the list."""
+    from jaxrestore.study import manifest, store
+
+    if args.url and args.new is None:
+        raise ValueError("--url goes with --new N (it prints the new ids as links)")
+    if args.url and not re.fullmatch(r"https?://[^\s/?#]+/?", args.url):
+        raise ValueError(f"--url {args.url}: expected http(s)://HOST[:PORT], the study's address")
+    if args.new is not None:
+        print_ids(args.study, issue(args.study, args.new), args.url)
+        return
+    manifest.Study.load(args.study)
+    connection = store.connect(args.study)
+    try:
+        if args.adopt:
+            adopted = store.adopt(connection)
+            print(
+                f"{NAME}: {len(adopted)} id(s) recorded before ids were issued are now issued",
+                file=sys.stderr,
+            )
+        rows = store.issued_ids(connection)
+    finally:
+        connection.close()
+    for row in rows:
+        started = "not started" if row["started_at"] is None else f"{row['answered']} answered"
+        print(f"{row['label']}\t{row['participant']}\t{started}")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -61,13 +141,17 @@ def run(argv: list[str] | None = None) -> int:
             args.argv = argv
             out = prepare.prepare(args)
             print(f"{NAME}: study in {out}", file=sys.stderr)
+            if args.participants:
+                print_ids(out, issue(out, args.participants), None)
+        elif args.command == "participants":
+            participants(args)
         elif args.command == "serve":
             try:
                 from jaxrestore.study import app
             except ImportError as error:
                 raise ValueError(f"serve needs {error.name}: pip install -e '.[study]'") from None
 
-            app.serve(args.study, args.host, args.port, args.reference, args.zoom)
+            app.serve(args.study, args.host, args.port, args.reference, args.zoom, args.allow_host)
         else:
             from jaxrestore.study import report
 

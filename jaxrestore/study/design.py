@@ -1,8 +1,10 @@
 """The study's design: which pairs are compared, on which side each version is shown,
 and in which order a participant sees the trials.
 
-Everything here is a function of the study's seed (and, for the order, of the
-participant's id), so a study can be rebuilt and audited from study.json alone.
+Everything here but the pictures' names is a function of the study's seed (and,
+for the order, of the participant's id), so a study can be rebuilt and audited from
+study.json alone; the names are keyed by a secret so that they cannot be
+recomputed (study.json records them).
 
 Placement is balanced, not merely random: for each compared pair and quality the
 first version of the pair is on the left in half of the items (the odd one out,
@@ -96,9 +98,11 @@ def participant_order(trial_ids: list[str], participant: str, seed: int) -> list
     return order
 
 
-def image_name(seed: int, item: str, quality: int | None, version: str, pixels: bytes) -> str:
+def image_name(key: str, item: str, quality: int | None, version: str, pixels: bytes) -> str:
     """An opaque file name for one picture: nothing in a URL or the page says which
-    version it is. The pixels are part of the digest, so a study rebuilt with other
-    pictures never gets a name a browser may still hold in its cache."""
-    digest = hashlib.sha256(f"{seed}:{item}:{quality}:{version}:".encode() + pixels)
+    version it is. `key` is the study's secret (prepare draws it at random and keeps it
+    nowhere), so nobody holding a picture can recompute its name for each version and
+    see which one matches. The pixels are part of the digest, so a study rebuilt with
+    other pictures never gets a name a browser may still hold in its cache."""
+    digest = hashlib.sha256(f"{key}:{item}:{quality}:{version}:".encode() + pixels)
     return f"{digest.hexdigest()[:20]}.png"

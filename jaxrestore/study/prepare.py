@@ -7,13 +7,24 @@ tiled path, through `evaluation.protocol.Evaluator`), all saved as PNG under opa
 plus the original as the reference. The trials (design.build_trials) and every
 choice made on the way go into study.json. The folder is built under a temporary
 name beside OUT and renamed only when complete.
+
+The pictures' names and files tell nothing of their version: each name is keyed
+by a random per-study secret that is never stored (the manifest maps names to
+versions), and the pictures are made in a fixed order (original, compressed,
+the methods) in a staging folder, then copied into images/ in the order of
+their names and given one modification time, so no file time, inode number or
+directory order follows the order they were made in.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 import re
+import secrets
+import shutil
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -132,12 +143,26 @@ def load_items(
 
 
 def save_png(
-    folder: Path, seed: int, item: str, quality: int | None, version: str, rgb: np.ndarray
+    folder: Path, key: str, item: str, quality: int | None, version: str, rgb: np.ndarray
 ) -> str:
-    """Write one picture under its opaque name; returns the name."""
-    name = design.image_name(seed, item, quality, version, np.ascontiguousarray(rgb).tobytes())
+    """Write one picture under its opaque name (keyed by `key`); returns the name."""
+    name = design.image_name(key, item, quality, version, np.ascontiguousarray(rgb).tobytes())
     Image.fromarray(rgb).save(folder / name, "PNG")
     return name
+
+
+def settle(staging: Path, images: Path) -> None:
+    """Move the pictures from `staging` into `images` by copying them in the order of
+    their names, then give all one modification time: creation order, inode numbers
+    and file times then follow the opaque names, not the order of the versions."""
+    images.mkdir()
+    names = sorted(path.name for path in staging.iterdir())
+    for name in names:
+        shutil.copyfile(staging / name, images / name)
+    stamp = int(time.time())
+    for name in names:
+        os.utime(images / name, (stamp, stamp))
+    shutil.rmtree(staging)
 
 
 def build(
@@ -149,24 +174,28 @@ def build(
     seed: int,
 ) -> dict:
     """Write every picture into `folder`/images and return the manifest."""
-    images = folder / manifest.IMAGES
+    images = folder / ".staging"
     images.mkdir(parents=True)
+    # Not the seed (which study.json records and is often 0): a name must not be
+    # recomputable from a picture's pixels and a guess at its version.
+    key = secrets.token_hex(16)
     entries = {}
     bar = tqdm.tqdm(items.items(), unit="item", disable=not sys.stderr.isatty(), leave=False)
     for item, info in bar:
         original = info["rgb"]
-        pictures = {design.ORIGINAL: save_png(images, seed, item, None, design.ORIGINAL, original)}
+        pictures = {design.ORIGINAL: save_png(images, key, item, None, design.ORIGINAL, original)}
         for quality in qualities:
             compressed, _ = protocol.compress(original, codec, quality)
             versions = {design.COMPRESSED: compressed}
             for method, evaluator in evaluators.items():
                 versions[method] = evaluator.restore(compressed, quality)
             pictures[str(quality)] = {
-                version: save_png(images, seed, item, quality, version, rgb)
+                version: save_png(images, key, item, quality, version, rgb)
                 for version, rgb in versions.items()
             }
         entries[item] = {key: info[key] for key in ("source", "frame", "crop")}
         entries[item]["images"] = pictures
+    settle(images, folder / manifest.IMAGES)
     trials = design.build_trials(list(items), qualities, list(evaluators), seed)
     return {
         "format": manifest.FORMAT,
@@ -192,6 +221,8 @@ def prepare(args) -> Path:
     crop = parse_crop(args.crop)
     if args.frames < 1:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    if getattr(args, "participants", 0) < 0:
+        raise ValueError(f"--participants must be 0 or more, got {args.participants}")
     found = find_inputs(args.inputs)
     # Decoded before any model is loaded: a bad input is reported at once.
     items = load_items(found, args.frames, crop, even=args.codec != "jpeg")

@@ -3,6 +3,12 @@
 Writes report.json (every number), report.md (the tables) and preference.png
 (the rate at which A is preferred over B, with its 95% interval, per quality and
 over all qualities, one panel per pair) into OUT (default STUDY/report).
+
+Participants appear under their labels (P001, ...), never their ids: an id lets
+its holder answer. Only the answers of issued ids count (a study's database from
+before ids were issued holds others until `participants --adopt`); the report
+says how many it left out. Response times are the server's, from the pair's page
+being first sent to the answer arriving, which no participant can shorten.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ from jaxrestore.study import manifest, stats, store
 PLOT = "preference.png"
 
 
-def collect(study: manifest.Study) -> list[stats.Answer]:
-    """The recorded choices of the study's trials (rows of other studies are refused)."""
+def collect(study: manifest.Study) -> tuple[list[stats.Answer], int]:
+    """(the recorded choices of the study's issued ids, the number of answers left out
+    for coming from ids that were never issued). Rows of other studies are refused."""
     known = {trial.id: trial for trial in study.trials}
     connection = store.connect(study.folder)
     try:
         rows = store.all_answers(connection)
+        labels = {row["participant"]: row["label"] for row in store.issued_ids(connection)}
     finally:
         connection.close()
-    answers = []
+    answers, left_out = [], 0
     for row in rows:
         trial = known.get(row["trial"])
         if trial is None or (row["a"], row["b"]) != trial.pair:
@@ -33,17 +41,21 @@ def collect(study: manifest.Study) -> list[stats.Answer]:
                 f"{study.folder / store.FILENAME}: answer to trial {row['trial']} does not match "
                 f"{manifest.FILENAME}"
             )
+        if row["participant"] not in labels:
+            left_out += 1
+            continue
+        shown = row["shown_at"]
         answers.append(
             stats.Answer(
-                row["participant"],
+                labels[row["participant"]],
                 trial.pair,
                 trial.quality,
                 row["chosen"],
                 row["choice"],
-                row["response_ms"],
+                None if shown is None else (row["answered_at"] - shown) * 1000,
             )
         )
-    return answers
+    return answers, left_out
 
 
 def per_participant(answers: list[stats.Answer], total: int) -> dict[str, dict]:
@@ -63,7 +75,7 @@ def per_participant(answers: list[stats.Answer], total: int) -> dict[str, dict]:
 
 
 def build_report(study: manifest.Study) -> dict:
-    answers = collect(study)
+    answers, left_out = collect(study)
     if not answers:
         raise ValueError(f"{study.folder}: no answers recorded yet")
     rows, bias = stats.summarise(answers, study.pairs, study.qualities)
@@ -73,6 +85,8 @@ def build_report(study: manifest.Study) -> dict:
         "qualities": study.qualities,
         "methods": study.manifest["methods"],
         "answers": len(answers),
+        "left_out": left_out,
+        "response_time": "server clock, from the pair's page first sent to the answer arriving",
         "trials": len(study.manifest["trials"]),
         "interval": f"{stats.CONFIDENCE:.0%} {stats.INTERVAL}",
         "test": "two-sided exact binomial test of preference rate 0.5; p_holm: Holm-adjusted "
@@ -100,7 +114,7 @@ def markdown(report: dict) -> str:
         + ".",
         "",
         f"A preferred: the share of choices for A over B, with its {report['interval']} "
-        f"interval; p: {report['test']}.",
+        f"interval; p: {report['test']}; time: {report['response_time']}.",
         "",
         f"| A vs B | {codec} quality | n | A wins | B wins | A preferred | 95% CI | p | "
         "p (Holm) | participants | median time (ms) |",
@@ -129,6 +143,13 @@ def markdown(report: dict) -> str:
             f"| {participant} | {row['answered']} of {row['of']} | {row['left_choices']} | "
             f"{_number(row['median_response_ms'], 0)} |"
         )
+    if report["left_out"]:
+        lines += [
+            "",
+            f"{report['left_out']} answer(s) from ids this study never issued are left out "
+            "(`participants STUDY --adopt` issues the ids of a study begun before ids were "
+            "issued).",
+        ]
     lines += ["", f"![Preference rates]({PLOT})"]
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,10 @@
   "use strict";
   const form = document.getElementById("choice-form");
   if (!form) return;
+  // The zoom's magnification, as a CSS variable: set here, as the Content-Security-Policy
+  // allows no style attribute in the page.
+  const trial = document.getElementById("trial");
+  trial.style.setProperty("--zoom", trial.dataset.zoom);
   const responseField = document.getElementById("response-ms");
   const pictures = Array.from(form.querySelectorAll("img"));
   let shownAt = null;
