@@ -114,11 +114,25 @@ def _join(folder: str, relative: str) -> str:
     )
 
 
-def _exists(location: str) -> bool:
-    if is_url(location):
-        fs, path = _filesystem(location)
-        return fs.exists(path)
-    return os.path.lexists(location)
+def present(output: str) -> set[str]:
+    """The keys (paths relative to OUT) of every file in OUT, in one listing (one
+    call to a bucket, not one per file), temporaries and records left out."""
+    found: set[str] = set()
+    if is_url(output):
+        fs, root = _filesystem(output)
+        root = root.rstrip("/")
+        names = fs.find(root) if fs.exists(root) else []
+        for name in names:
+            found.add(posixpath.relpath(name, root))
+    else:
+        for top, _folders, names in os.walk(output):
+            for name in names:
+                found.add(Path(os.path.relpath(os.path.join(top, name), output)).as_posix())
+    return {
+        key
+        for key in found
+        if not key.startswith(STATE + "/") and files.PARTIAL not in posixpath.basename(key)
+    }
 
 
 # --- The plan: every input with its output, the same on every worker ---------
@@ -131,11 +145,7 @@ class Task:
     key: str
     source: str
     target: str
-    fmt: str  # Pillow's format name, or "VIDEO"
-
-    @property
-    def is_video(self) -> bool:
-        return self.fmt == "VIDEO"
+    fmt: str  # Pillow's format name, or "VIDEO" (as `media.batch.Job`)
 
 
 def shard_of(key: str, count: int) -> int:
@@ -310,9 +320,10 @@ def status_of(tasks: list[Task], output: str) -> Status:
     """Every task restored (its output exists), failed (no output; its last record
     says why) or not done yet."""
     records = read_records(output)
+    done = present(output)
     result = Status([], [], [])
     for task in tasks:
-        if _exists(task.target):
+        if task.key in done:
             result.restored.append(task)
             continue
         record = records.get(task.key)
@@ -352,7 +363,7 @@ def remove_partials(task: Task) -> int:
         return 0  # uploads are whole objects or temporaries removed by the store
     target = Path(task.target)
     # Images are written as `.<name>.partial-…`, videos as `.<stem>.partial-…`.
-    stem = target.stem if task.is_video else target.name
+    stem = target.stem if task.fmt == "VIDEO" else target.name
     if len(stem) > 80:
         return 0  # the temporary's name is cut: not ours to tell apart
     prefix, suffix = f".{stem}{files.PARTIAL}", target.suffix[:16]
@@ -420,7 +431,8 @@ def run_shard(args, tasks: list[Task], index: int, count: int) -> int:
 
     shard = f"[{index}/{count}]"
     mine = [task for task in tasks if shard_of(task.key, count) == index]
-    todo = [task for task in mine if not _exists(task.target)]
+    done = present(args.output)
+    todo = [task for task in mine if task.key not in done]
     _say(
         f"{len(mine)} of {len(tasks)} file(s) in this shard, {len(mine) - len(todo)} "
         f"restored before, {len(todo)} to do",

@@ -82,7 +82,7 @@ def test_two_workers_one_killed_mid_file_then_rerun(collection, reference, tmp_p
     out = tmp_path / "restored"
     tasks, _ = archive.plan([str(collection)], str(out), None, "h264")
     assert len(tasks) == 52
-    video = next(task for task in tasks if task.is_video)
+    video = next(task for task in tasks if task.fmt == "VIDEO")
     victim = archive.shard_of(video.key, 2)
     mine = [task for task in tasks if archive.shard_of(task.key, 2) == victim]
     assert 0 < len(mine) < len(tasks)  # both shards have work
