@@ -5,9 +5,11 @@ tile; a larger one is cut into `tile`² tiles whose neighbours share `overlap`
 pixels, blended with linear weights over the middle quarter of that band, so
 each kept pixel is at least 3/8 of the overlap from its tile's inner edge —
 computed as on the whole image when that is the network's reach or more (about
-40 px for 64 channels × 8 blocks; the default 128 gives 48). XLA compiles once
-per tile shape, not once per image. Video frames of at most `tile`² pixels are
-restored whole (one compiled shape per video).
+40 px for 64 channels × 8 blocks; the default 128 gives 48). The tiles are cut,
+blended and rounded to uint8 on the device: an image goes up once and comes back
+once (`Restorer.restore_many`). XLA compiles the generator once per tile shape,
+not once per image. Video frames of at most `tile`² pixels are restored whole
+(one compiled shape per video).
 
     restorer = Restorer.from_pretrained("ssim")       # or "gan", a workdir, an export
     restored = restorer.restore(pixels, quality="auto")  # a uint8 array, any size
@@ -104,20 +106,22 @@ def blend_weights(length: int, tile: int, start: int, overlap: int) -> np.ndarra
     return weights
 
 
-CANVAS_MULTIPLE = 128
+# The sides of the blended sums on the device are rounded up to a multiple of this,
+# so that images of nearby sizes share their compiled summing and finishing.
+SUM_MULTIPLE = 128
 
 
 @functools.lru_cache(maxsize=64)
 def axis_weights(
-    length: int, tile: int, overlap: int, canvas: int
+    length: int, tile: int, overlap: int, padded: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One axis of an image `length` long in a canvas `canvas` long: each tile's
-    `blend_weights` [tiles, tile] and their sum [canvas] (1 beyond `length`, where no
+    """One axis of an image `length` long in sums `padded` long: each tile's
+    `blend_weights` [tiles, tile] and their sum [padded] (1 beyond `length`, where no
     tile reaches). The tiles' grid is the product of its axes, so a pixel's total
     weight is the outer product of the two axes' sums."""
     starts = tile_starts(length, tile, overlap)
     weights = np.stack([blend_weights(length, tile, start, overlap) for start in starts])
-    total = np.ones(canvas, np.float32)
+    total = np.ones(padded, np.float32)
     total[:length] = 0.0
     for start, weight in zip(starts, weights):
         total[start : start + tile] += weight
@@ -261,7 +265,7 @@ class Restorer:
         by the weights' sum and rounded (`finish_tiles`); only uint8 comes back. The
         generator is compiled once per tile shape, apart from the small functions
         around it, which are compiled per image size (cutting) or per size class
-        (the sums: sides rounded up to CANVAS_MULTIPLE, a video's frames to whole
+        (the sums: sides rounded up to SUM_MULTIPLE, a video's frames to whole
         batches): on a 2-core CPU about 0.1 s for a new size and 0.5 s for a new
         class, against 0.5 s (CPU) to seconds (GPU) for the generator, which a
         fused step would compile again for every canvas. Separate launches cost
@@ -275,7 +279,7 @@ class Restorer:
             restored = self._run(padded, quality, self._apply_uint8 if rounded else self._apply)
             self._done(count)
             return restored[:, :height, :width]
-        sum_h, sum_w = (-(-side // CANVAS_MULTIPLE) * CANVAS_MULTIPLE for side in (full_h, full_w))
+        sum_h, sum_w = (-(-side // SUM_MULTIPLE) * SUM_MULTIPLE for side in (full_h, full_w))
         frames = -(-count // self.tiling.batch) * self.tiling.batch if whole else count
         row_weights, row_sum = axis_weights(full_h, tile_h, overlap, sum_h)
         column_weights, column_sum = axis_weights(full_w, tile_w, overlap, sum_w)
@@ -312,8 +316,8 @@ class Restorer:
             previous = restored, len(group)
         restored = np.asarray(finish_tiles(total, row_sum, column_sum, rounded))
         self._done(previous[1])
-        # Cropping rows keeps the array contiguous; only a cropped width is copied.
-        return np.ascontiguousarray(restored[:count, :height, :width])
+        # A copy: contiguous for the writers and writable (JAX's host view is not).
+        return np.array(restored[:count, :height, :width])
 
     def _count(self, tiles: int) -> None:
         if self.progress is not None:

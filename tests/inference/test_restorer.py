@@ -108,10 +108,11 @@ def test_device_blending_equals_host_blending(photo):
     assert np.abs(restorer.restore_float(image, 30.0) - expected).max() <= 1e-3
     restored = restorer.restore_pixels(image, 30.0)
     assert restored.dtype == np.uint8 and restored.shape == image.shape
+    assert restored.flags.writeable and restored.flags.c_contiguous  # as before
     assert np.abs(restored.astype(int) - np.round(expected)).max() <= 1
     assert np.abs(restored.astype(int) - image).mean() > 1.0  # restored, not copied
     # Video frames larger than a tile: 2 frames' 24 tiles batched together, and a
-    # shorter last batch of frames on the same (batch-sized) canvas.
+    # shorter last batch of frames on the same (batch-sized) sums.
     frames = np.stack([photo[:211, :347], photo[50:261, 60:407]])
     expected = host_blended(restorer, frames, 40.0, whole=True)
     assert np.abs(restorer.restore_frames(frames, 40.0) - np.round(expected)).max() <= 1
