@@ -300,9 +300,9 @@ class Restorer:
         for first in range(0, len(tiles), batch):
             group = tiles[first : first + batch]
             filled = group + group[-1:] * (batch - len(group))  # one batch shape
-            corners = np.array(
-                [(i, row_starts[r], column_starts[c]) for i, r, c in filled], np.int32
-            )
+            corners = jax.device_put(
+                np.array([(i, row_starts[r], column_starts[c]) for i, r, c in filled], np.int32)
+            )  # up once for cutting and summing
             rows = row_weights[[r for _, r, _ in filled]]
             columns = column_weights[[c for _, _, c in filled]]
             rows[len(group) :] = 0.0  # the filling copies add nothing
