@@ -175,8 +175,8 @@ class Restorer:
     `model`: a packaged name ('ssim', 'gan'), a training workdir, an export, or a
     `loader.Model` (`Model(module, params)` for a network built in code);
     `estimator`: the quality predictor for `quality='auto'` on inputs that are not
-    JPEG files (see `quality.choose`). `traces` counts the XLA
-    compilations."""
+    JPEG files (see `quality.choose`). `traces` counts the generator's XLA
+    compilations (one per tile or frame shape)."""
 
     def __init__(
         self,
@@ -268,8 +268,8 @@ class Restorer:
         (the sums: sides rounded up to SUM_MULTIPLE, a video's frames to whole
         batches): on a 2-core CPU about 0.1 s for a new size and 0.5 s for a new
         class, against 0.5 s (CPU) to seconds (GPU) for the generator, which a
-        fused step would compile again for every canvas. Separate launches cost
-        microseconds a batch on a GPU."""
+        fused step would compile again for every canvas. Separate launches cost tens
+        of microseconds a batch on a GPU."""
         count, height, width = images.shape[:3]
         overlap = self.tiling.overlap
         tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)
