@@ -20,8 +20,9 @@ configs' own and frames are 720p and 1080p, meant for a GPU.
   (discriminator update + generator update), `default` and `cpu` sizes, float32
   and bfloat16 compute; batches stay on the device, no host sync inside a repeat.
 - infer: megapixels/s and frames/s of the packaged generator through the restore
-  path (`jaxrestore.inference.Restorer`, host blending included), whole frames
-  and tiled, float32 and bfloat16, and the model alone on device-resident frames.
+  path (`jaxrestore.inference.Restorer`, blending on the device), whole frames
+  and tiled (with `tiled_over_whole`), float32 and bfloat16, and the model alone
+  on device-resident frames.
 - scaling: SSIM step time with 1 and 8 devices at a fixed per-device batch
   (on CPU, 8 simulated devices; each count in its own process).
 - reference: the generator in PyTorch (`jaxrestore.bench.torch_reference`, needs

@@ -5,9 +5,11 @@ tile; a larger one is cut into `tile`² tiles whose neighbours share `overlap`
 pixels, blended with linear weights over the middle quarter of that band, so
 each kept pixel is at least 3/8 of the overlap from its tile's inner edge —
 computed as on the whole image when that is the network's reach or more (about
-40 px for 64 channels × 8 blocks; the default 128 gives 48). XLA compiles once
-per tile shape, not once per image. Video frames of at most `tile`² pixels are
-restored whole (one compiled shape per video).
+40 px for 64 channels × 8 blocks; the default 128 gives 48). The tiles are cut,
+blended and rounded to uint8 on the device: an image goes up once and comes back
+once (`Restorer.restore_many`). XLA compiles the generator once per tile shape,
+not once per image. Video frames of at most `tile`² pixels are restored whole
+(one compiled shape per video).
 
     restorer = Restorer.from_pretrained("ssim")       # or "gan", a workdir, an export
     restored = restorer.restore(pixels, quality="auto")  # a uint8 array, any size
@@ -104,14 +106,77 @@ def blend_weights(length: int, tile: int, start: int, overlap: int) -> np.ndarra
     return weights
 
 
+# The sides of the blended sums on the device are rounded up to a multiple of this,
+# so that images of nearby sizes share their compiled summing and finishing.
+SUM_MULTIPLE = 128
+
+
+@functools.lru_cache(maxsize=64)
+def axis_weights(
+    length: int, tile: int, overlap: int, padded: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of an image `length` long in sums `padded` long: each tile's
+    `blend_weights` [tiles, tile] and their sum [padded] (1 beyond `length`, where no
+    tile reaches). The tiles' grid is the product of its axes, so a pixel's total
+    weight is the outer product of the two axes' sums."""
+    starts = tile_starts(length, tile, overlap)
+    weights = np.stack([blend_weights(length, tile, start, overlap) for start in starts])
+    total = np.ones(padded, np.float32)
+    total[:length] = 0.0
+    for start, weight in zip(starts, weights):
+        total[start : start + tile] += weight
+    return weights, total
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width"))
+def cut_tiles(canvas: jax.Array, corners: jax.Array, height: int, width: int) -> jax.Array:
+    """[N, H, W, C] canvas, [B, 3] (image, top, left) corners -> [B, height, width, C]
+    tiles. The corners are traced: one compilation serves every position."""
+
+    def cut(corner):
+        start = (corner[0], corner[1], corner[2], 0)
+        return jax.lax.dynamic_slice(canvas, start, (1, height, width, canvas.shape[3]))[0]
+
+    return jax.vmap(cut)(corners)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def add_tiles(
+    total: jax.Array, tiles: jax.Array, corners: jax.Array, rows: jax.Array, columns: jax.Array
+) -> jax.Array:
+    """`total` [N, H, W, C] plus each of the B `tiles` [B, h, w, C] weighted by
+    outer(rows[b], columns[b]) at its corner, in place (`total` is donated). One tile
+    after another: neighbours in one batch overlap."""
+    _, height, width, channels = tiles.shape
+
+    def add(b, total):
+        start = (corners[b, 0], corners[b, 1], corners[b, 2], 0)
+        weight = (rows[b][:, None] * columns[b][None, :])[..., None]
+        region = jax.lax.dynamic_slice(total, start, (1, height, width, channels))
+        return jax.lax.dynamic_update_slice(total, region + tiles[b][None] * weight, start)
+
+    return jax.lax.fori_loop(0, tiles.shape[0], add, total)
+
+
+@functools.partial(jax.jit, static_argnames="rounded")
+def finish_tiles(total: jax.Array, rows: jax.Array, columns: jax.Array, rounded: bool) -> jax.Array:
+    """The blended canvas: `total` [N, H, W, C] over the weights' sum (the outer product
+    of the axes' sums `rows` [H] and `columns` [W]), rounded to uint8 when `rounded`
+    (float32 in [0, 255] otherwise)."""
+    restored = total / (rows[:, None] * columns[None, :])[None, ..., None]
+    if not rounded:
+        return restored
+    return jnp.clip(jnp.round(restored), 0, 255).astype(jnp.uint8)
+
+
 class Restorer:
     """A generator applied to images and video frames, tile by tile.
 
     `model`: a packaged name ('ssim', 'gan'), a training workdir, an export, or a
     `loader.Model` (`Model(module, params)` for a network built in code);
     `estimator`: the quality predictor for `quality='auto'` on inputs that are not
-    JPEG files (see `quality.choose`). `traces` counts the XLA
-    compilations."""
+    JPEG files (see `quality.choose`). `traces` counts the generator's XLA
+    compilations (one per tile or frame shape)."""
 
     def __init__(
         self,
@@ -175,65 +240,93 @@ class Restorer:
 
     def restore_float(self, rgb: np.ndarray, quality: float) -> np.ndarray:
         """uint8 RGB [H, W, 3] -> restored float32 in [0, 255], before rounding."""
-        return self.restore_many_float(rgb[None], quality)[0]
+        return self.restore_many(rgb[None], quality, rounded=False)[0]
 
-    def restore_many_float(
-        self, images: np.ndarray, quality: float, whole: bool = False
-    ) -> np.ndarray:
-        """uint8 RGB [N, H, W, 3] -> restored float32 [N, H, W, 3] in [0, 255]. Tiles
-        of all N images are batched together; with `whole`, an image of at most
-        tile² pixels is one tile of its exact (even) size, as suits the frames of a
-        video, which all share one shape."""
-        count, height, width = images.shape[:3]
-        overlap = self.tiling.overlap
-        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)
-        padded = edge_pad(images, full_h, full_w)
-        positions = [
-            (i, y, x)
-            for i in range(count)
-            for y in tile_starts(full_h, tile_h, overlap)
-            for x in tile_starts(full_w, tile_w, overlap)
-        ]
-        total = np.zeros((count, full_h, full_w, 3), np.float32)
-        weight = np.zeros((count, full_h, full_w, 1), np.float32)
-        if self.progress is not None:
-            self.progress.total = (self.progress.total or 0) + len(positions)
-            self.progress.refresh()
-        # A batch of tiles at a time: the host holds the images, the sums and one batch.
-        for first in range(0, len(positions), self.tiling.batch):
-            group = positions[first : first + self.tiling.batch]
-            tiles = np.stack([padded[i, y : y + tile_h, x : x + tile_w] for i, y, x in group])
-            for (i, y, x), result in zip(group, self._run(tiles, quality)):
-                w = np.outer(
-                    blend_weights(full_h, tile_h, y, overlap),
-                    blend_weights(full_w, tile_w, x, overlap),
-                )[..., None]
-                total[i, y : y + tile_h, x : x + tile_w] += result * w
-                weight[i, y : y + tile_h, x : x + tile_w] += w
-            if self.progress is not None:
-                self.progress.update(len(group))
-        return (total / weight)[:, :height, :width]
+    def restore_pixels(self, rgb: np.ndarray, quality: float) -> np.ndarray:
+        """uint8 RGB [H, W, 3] restored at QF `quality` -> uint8 RGB, in tiles."""
+        return self.restore_many(rgb[None], quality)[0]
 
     def restore_frames(self, frames: np.ndarray, quality: float) -> np.ndarray:
         """uint8 RGB video frames [N, H, W, 3] -> restored uint8, whole frames at a time
         when they fit one tile."""
-        count, height, width = frames.shape[:3]
-        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole=True)
-        if (tile_h, tile_w) != (full_h, full_w):  # frames larger than a tile
-            restored = self.restore_many_float(frames, quality, whole=True)
-            return np.clip(np.round(restored), 0, 255).astype(np.uint8)
-        padded = edge_pad(frames, full_h, full_w)
-        if self.progress is not None:
-            self.progress.total = (self.progress.total or 0) + count
-            self.progress.refresh()
-        restored = self._run(padded, quality, self._apply_uint8)[:, :height, :width]
-        if self.progress is not None:
-            self.progress.update(count)
-        return restored
+        return self.restore_many(frames, quality, whole=True)
 
-    def restore_pixels(self, rgb: np.ndarray, quality: float) -> np.ndarray:
-        """uint8 RGB [H, W, 3] restored at QF `quality` -> uint8 RGB, in tiles."""
-        return np.clip(np.round(self.restore_float(rgb, quality)), 0, 255).astype(np.uint8)
+    def restore_many(
+        self, images: np.ndarray, quality: float, whole: bool = False, rounded: bool = True
+    ) -> np.ndarray:
+        """uint8 RGB [N, H, W, 3] -> restored uint8 [N, H, W, 3] (float32 in [0, 255]
+        unless `rounded`). Tiles of all N images are batched together; with `whole`,
+        an image of at most tile² pixels is one tile of its exact (even) size, as suits
+        the frames of a video, which all share one shape.
+
+        Tiled images stay on the device from the upload of their (edge-padded) pixels
+        to the rounded result: tiles are cut there (`cut_tiles`), restored a batch at
+        a time by the generator, weighted and summed in place (`add_tiles`), divided
+        by the weights' sum and rounded (`finish_tiles`); only uint8 comes back. The
+        generator is compiled once per tile shape, apart from the small functions
+        around it, which are compiled per image size (cutting) or per size class
+        (the sums: sides rounded up to SUM_MULTIPLE, a video's frames to whole
+        batches): on a 2-core CPU about 0.1 s for a new size and 0.5 s for a new
+        class, against 0.5 s (CPU) to seconds (GPU) for the generator, which a
+        fused step would compile again for every canvas. Separate launches cost tens
+        of microseconds a batch on a GPU."""
+        count, height, width = images.shape[:3]
+        overlap = self.tiling.overlap
+        tile_h, tile_w, full_h, full_w = self._geometry(height, width, whole)
+        padded = edge_pad(images, full_h, full_w)
+        if (tile_h, tile_w) == (full_h, full_w):  # one tile an image: nothing to blend
+            self._count(count)
+            restored = self._run(padded, quality, self._apply_uint8 if rounded else self._apply)
+            self._done(count)
+            return restored[:, :height, :width]
+        sum_h, sum_w = (-(-side // SUM_MULTIPLE) * SUM_MULTIPLE for side in (full_h, full_w))
+        frames = -(-count // self.tiling.batch) * self.tiling.batch if whole else count
+        row_weights, row_sum = axis_weights(full_h, tile_h, overlap, sum_h)
+        column_weights, column_sum = axis_weights(full_w, tile_w, overlap, sum_w)
+        row_starts = tile_starts(full_h, tile_h, overlap)
+        column_starts = tile_starts(full_w, tile_w, overlap)
+        tiles = [
+            (i, r, c)
+            for i in range(count)
+            for r in range(len(row_starts))
+            for c in range(len(column_starts))
+        ]
+        self._count(len(tiles))
+        canvas = jax.device_put(padded)
+        total = jnp.zeros((frames, sum_h, sum_w, 3), jnp.float32)
+        batch = self.tiling.batch
+        q = jnp.full((batch,), quality, jnp.float32)
+        previous = None
+        for first in range(0, len(tiles), batch):
+            group = tiles[first : first + batch]
+            filled = group + group[-1:] * (batch - len(group))  # one batch shape
+            corners = jax.device_put(
+                np.array([(i, row_starts[r], column_starts[c]) for i, r, c in filled], np.int32)
+            )  # up once for cutting and summing
+            rows = row_weights[[r for _, r, _ in filled]]
+            columns = column_weights[[c for _, _, c in filled]]
+            rows[len(group) :] = 0.0  # the filling copies add nothing
+            restored = self._apply(self.params, cut_tiles(canvas, corners, tile_h, tile_w), q)
+            total = add_tiles(total, restored, corners, rows, columns)
+            # One batch in flight ahead of the host: the device never waits for it, the
+            # progress bar counts finished tiles and queued buffers stay bounded.
+            if previous is not None:
+                previous[0].block_until_ready()
+                self._done(previous[1])
+            previous = restored, len(group)
+        restored = np.asarray(finish_tiles(total, row_sum, column_sum, rounded))
+        self._done(previous[1])
+        # A copy: contiguous for the writers and writable (JAX's host view is not).
+        return np.array(restored[:count, :height, :width])
+
+    def _count(self, tiles: int) -> None:
+        if self.progress is not None:
+            self.progress.total = (self.progress.total or 0) + tiles
+            self.progress.refresh()
+
+    def _done(self, tiles: int) -> None:
+        if self.progress is not None:
+            self.progress.update(tiles)
 
     @property
     def conditioned(self) -> bool:
