@@ -330,7 +330,9 @@ def select(
             if not objects:
                 reason = "no object found by the detector"
         if reason is not None:
-            left.append({"name": source.name, "package_path": source.package_path, "reason": reason})
+            left.append(
+                {"name": source.name, "package_path": source.package_path, "reason": reason}
+            )
             continue
         (out_dir / file).write_bytes(png.getvalue())
         entry = {
