@@ -39,6 +39,7 @@ does nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import re
@@ -204,42 +205,37 @@ def opencv_sources(cache: Path) -> list[Source]:
     root = cache / "opencv-doc.tree"
     version = debian.extract(deb, root)
     stanzas = debian.parse_dep5((root / assemble.OPENCV_VIDEO_DIR / "copyright").read_text())
+    made_by = functools.partial(Source, package="debian:opencv-doc", version=version, origin="")
     found = []
     for file in OPENCV_PHOTOS:
         data = (root / assemble.OPENCV_VIDEO_DIR / file).read_bytes()
         found.append(
-            Source(
+            made_by(
                 name=f"opencv-{Path(file).stem}",
-                package="debian:opencv-doc",
-                version=version,
                 package_path=f"{assemble.OPENCV_VIDEO_DIR}/{file}",
                 licence=OPENCV_LICENCE,
                 author="OpenCV (debian/copyright, Files: *)",
-                origin="",
                 source_sha256=_sha256(data),
                 load=_image_loader(data),
             )
         )
     path = root / assemble.OPENCV_VIDEO_DIR / VTEST
-    licence = debian.licence_for(f"samples/data/{Path(VTEST).name}", stanzas)
-    digest = _sha256(path.read_bytes())
+    frame_of = functools.partial(
+        made_by,
+        package_path=f"{assemble.OPENCV_VIDEO_DIR}/{VTEST}",
+        licence=debian.licence_for(f"samples/data/{Path(VTEST).name}", stanzas),
+        author="OpenCV sample data",
+        source_sha256=_sha256(path.read_bytes()),
+    )
     for index, rgb in enumerate(video.iter_frames(path, None)):
-        if index < VTEST_FIRST or (index - VTEST_FIRST) % VTEST_STRIDE:
-            continue
-        found.append(
-            Source(
-                name=f"vtest-{index:04d}",
-                package="debian:opencv-doc",
-                version=version,
-                package_path=f"{assemble.OPENCV_VIDEO_DIR}/{VTEST}",
-                licence=licence,
-                author="OpenCV sample data",
-                origin="",
-                source_sha256=digest,
-                load=lambda rgb=rgb: Image.fromarray(rgb),
-                video_frame={"video": "vtest", "index": index},
+        if index >= VTEST_FIRST and (index - VTEST_FIRST) % VTEST_STRIDE == 0:
+            found.append(
+                frame_of(
+                    name=f"vtest-{index:04d}",
+                    load=lambda rgb=rgb: Image.fromarray(rgb),
+                    video_frame={"video": "vtest", "index": index},
+                )
             )
-        )
     return found
 
 
@@ -441,17 +437,32 @@ def default_dir() -> Path:
     return sources.default_data_dir().parent / "detection"
 
 
+class BuildError(RuntimeError):
+    """The set could not be built (no photo set, package, or detector)."""
+
+
+def ensure(out_dir: Path | None = None, photos_dir: Path | None = None) -> Path:
+    """The folder of the set, built first when missing or out of date."""
+    out_dir = out_dir or default_dir()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        build(out_dir, photos_dir or sources.default_data_dir())
+    except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as error:
+        raise BuildError(f"detection set: {error}") from error
+    return out_dir
+
+
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=default_dir())
     parser.add_argument("--photos", type=Path, default=sources.default_data_dir())
     args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     fresh = not is_up_to_date(args.out)
     try:
-        manifest = build(args.out, args.photos)
-    except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as error:
+        ensure(args.out, args.photos)
+    except BuildError as error:
         sys.exit(f"jaxrestore.data.detection_set: {error}")
+    manifest = json.loads((args.out / "manifest.json").read_text())
     counts = manifest["counts"]
     state = "built" if fresh else "up to date"
     print(

@@ -272,3 +272,28 @@ def test_build_needs_the_photo_set_and_runs_once(tmp_path, monkeypatch):
     again = detection_set.build(out, photos, tmp_path / "cache")
     assert again == manifest and calls == ["gcompris"]
     assert not list(tmp_path.glob(".detection-*"))
+
+
+def test_evaluate_names_the_detection_set(tmp_path, monkeypatch, capsys):
+    """`--images detection` builds (or finds) the set and evaluates its folder; a set
+    that cannot be built is an error message, not a traceback."""
+    from jaxrestore import evaluate
+    from jaxrestore.evaluation import protocol
+
+    def no_set():
+        raise detection_set.BuildError("detection set: no photo set")
+
+    monkeypatch.setattr(detection_set, "ensure", no_set)
+    assert evaluate.run(["--images", "detection", "--out", str(tmp_path / "r")]) == 1
+    assert "no photo set" in capsys.readouterr().err
+
+    asked = []
+    monkeypatch.setattr(detection_set, "ensure", lambda: tmp_path / "set")
+
+    def image_set(folder, limit=0):
+        asked.append(folder)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(protocol, "image_set", image_set)
+    assert evaluate.run(["--images", "detection", "--out", str(tmp_path / "r")]) == 1
+    assert asked == [tmp_path / "set"]
