@@ -508,6 +508,21 @@ def _gpus() -> list[str]:
     return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
 
 
+def _end_with_parent() -> None:
+    """In a worker, before it starts (Linux): SIGTERM when the launcher dies, even by
+    SIGKILL, so that no orphaned worker goes on beside the next run's (it abandons
+    its file in progress as on any SIGTERM). Elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_command(argv: list[str], index: int, count: int) -> list[str]:
     kept, skip = [], False
     for value in argv:
@@ -538,7 +553,9 @@ def run_workers(args, argv: list[str], tasks: list[Task]) -> int:
             if count > len(gpus):  # workers share a GPU: none may take it all
                 env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         tries[index] += 1
-        processes[index] = subprocess.Popen(_worker_command(argv, index, count), env=env)
+        processes[index] = subprocess.Popen(
+            _worker_command(argv, index, count), env=env, preexec_fn=_end_with_parent
+        )
 
     _say(f"{len(tasks)} file(s) over {count} worker(s)" + (f" on GPUs {gpus}" if gpus else ""))
     stopped = None
