@@ -13,31 +13,9 @@ A resumed run purges the events after its checkpoint's step, which it runs again
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 EVENTS_DIR = "tensorboard"
-
-
-def _writer_thread_fails_quietly() -> None:
-    """tensorboardX writes events from a thread of its own; on a full disk that thread
-    dies with OSError and Python prints its traceback into the run's output, in the
-    middle of (or after) the one line the run ends with, which already says what
-    could not be written. Such a failure is dropped; every other thread's exception
-    is reported as before."""
-    previous = threading.excepthook
-    if getattr(previous, "jaxrestore_events", False):
-        return
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        target = type(args.thread).__module__ if args.thread is not None else ""
-        if issubclass(args.exc_type, OSError) and target.startswith("tensorboardX"):
-            return
-        previous(args)
-
-    hook.jaxrestore_events = True
-    threading.excepthook = hook
 
 
 class EventLog:
@@ -48,7 +26,6 @@ class EventLog:
         if enabled:
             from tensorboardX import SummaryWriter
 
-            _writer_thread_fails_quietly()
             self.writer = SummaryWriter(
                 str(workdir / EVENTS_DIR),
                 purge_step=resume_step + 1 if resume_step else None,
