@@ -256,12 +256,14 @@ def _video_entries(cache: Path, staging: Path) -> tuple[list[dict], list[dict]]:
     return entries, frame_entries
 
 
-def is_up_to_date(out_dir: Path) -> bool:
+def is_up_to_date(out_dir: Path, version: int = ASSEMBLY_VERSION) -> bool:
+    """A manifest of `version` in `out_dir` whose every image (and video) file exists
+    (also used for the detection set, with its own version)."""
     manifest = out_dir / "manifest.json"
     if not manifest.exists():
         return False
     data = json.loads(manifest.read_text())
-    return data.get("version") == ASSEMBLY_VERSION and all(
+    return data.get("version") == version and all(
         (out_dir / e["file"]).exists() for e in data["images"] + data.get("videos", [])
     )
 

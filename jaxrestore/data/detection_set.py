@@ -366,13 +366,8 @@ def summary(entries: list[dict]) -> dict:
 
 
 def is_up_to_date(out_dir: Path) -> bool:
-    manifest = out_dir / "manifest.json"
-    if not manifest.exists():
-        return False
-    data = json.loads(manifest.read_text())
-    return data.get("version") == SET_VERSION and all(
-        (out_dir / e["file"]).exists() for e in data["images"]
-    )
+    """A manifest of this set's version whose every image exists."""
+    return assemble.is_up_to_date(out_dir, SET_VERSION)
 
 
 def _detector() -> tuple[Callable[[np.ndarray], dict[str, int]], dict]:
