@@ -643,15 +643,7 @@ def _check(args) -> list[Task]:
         raise ValueError("--output is empty; name a folder")
     if args.retries < 0:
         raise ValueError(f"--retries must be 0 or more, got {args.retries}")
-    restore_cli.Tiling(args.tile, args.overlap, args.batch)
-    transcode.Encoding(args.codec, args.crf, args.preset)
-    restore_cli._model_source(
-        args.checkpoint, "--checkpoint", restore_cli.loader.PACKAGED_GENERATORS
-    )
-    if args.quality == "auto" and args.predictor:
-        restore_cli._model_source(
-            args.predictor, "--predictor", (restore_cli.loader.DEFAULT_PREDICTOR,)
-        )
+    restore_cli.check_restore_options(args)
     tasks, skipped = plan(args.inputs, args.output, args.format, args.codec)
     if skipped and args.shard is None:
         _say(f"skipped {len(skipped)} entries that are not regular files (links are not followed)")

@@ -329,14 +329,21 @@ def _prepare(args) -> tuple[batch.Plan, Tiling, transcode.Encoding]:
     """Every option and the whole plan, checked before any model loads."""
     if not str(args.output).strip():
         raise ValueError("--output is empty; name a file or a folder")
+    tiling, encoding = check_restore_options(args)
+    existing = "overwrite" if args.overwrite else "skip" if args.skip_existing else "refuse"
+    plan = batch.plan(args.inputs, args.output, args.format, encoding.codec, existing)
+    return plan, tiling, encoding
+
+
+def check_restore_options(args) -> tuple[Tiling, transcode.Encoding]:
+    """The options of `add_restore_options` (tiling, codec, models) checked, before any
+    model loads: ValueError (one line). Shared with `jaxrestore.archive`."""
     tiling = Tiling(args.tile, args.overlap, args.batch)
     encoding = transcode.Encoding(args.codec, args.crf, args.preset)
     _model_source(args.checkpoint, "--checkpoint", loader.PACKAGED_GENERATORS)
     if args.quality == "auto" and args.predictor:
         _model_source(args.predictor, "--predictor", (loader.DEFAULT_PREDICTOR,))
-    existing = "overwrite" if args.overwrite else "skip" if args.skip_existing else "refuse"
-    plan = batch.plan(args.inputs, args.output, args.format, encoding.codec, existing)
-    return plan, tiling, encoding
+    return tiling, encoding
 
 
 def _restore_all(args, plan: batch.Plan, restorer: Restorer, encoding, state: _Batch) -> None:
