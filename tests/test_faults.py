@@ -227,12 +227,6 @@ def _mount_tmpfs(path: Path, options: str) -> None:
         pytest.skip(f"cannot mount a tmpfs here ({result.stderr.decode().strip()})")
 
 
-@pytest.mark.skipif(
-    os.environ.get("JAXRESTORE_SLOW_TESTS") != "1",
-    reason="timing-dependent on a loaded machine: tensorboardX's event thread can print its "
-    "ENOSPC traceback around the run's last line (a known defect, being fixed; a quiet "
-    "fix hung the run); set JAXRESTORE_SLOW_TESTS=1 to run it",
-)
 def test_full_disk_keeps_the_last_checkpoint_and_resumes(tmp_path, env, clean):
     disk = tmp_path / "disk"
     _mount_tmpfs(disk, "size=64m")
