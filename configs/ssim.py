@@ -66,6 +66,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # coarsest), for a receptive field of hundreds of pixels (docs/model.md).
     config.model.arch = "residual"
     config.model.channel_mults = (1, 2, 4, 4)  # unet only
+    # unet only: residual blocks per scale on each side, one per channel_mults entry
+    # (the coarsest runs its count twice); empty = num_blocks at every scale.
+    config.model.scale_blocks = ()
     config.model.channels = 64
     config.model.num_blocks = 16
     config.model.residual_scale = 1.0

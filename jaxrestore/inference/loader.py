@@ -150,7 +150,15 @@ def check_params(module, params: Any, example: tuple, source: str | Path) -> Non
         described = ", ".join(
             f"{k}={v}"
             for k, v in sorted(vars(module).items())
-            if k in ("channels", "num_blocks", "channel_mults", "conditioned", "features")
+            if k
+            in (
+                "channels",
+                "num_blocks",
+                "channel_mults",
+                "scale_blocks",
+                "conditioned",
+                "features",
+            )
         )
         raise ValueError(
             f"{source}: the saved weights do not match its model config ({described}); "

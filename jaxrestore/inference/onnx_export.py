@@ -163,7 +163,7 @@ def _unet_trunk(graph: _Graph, h: str, module, params: dict, embedding: str | No
     for level in range(levels):
         if level:
             h = _conv(graph, h, params[f"pool{level}"], f"pool{level}", stride=2, pad=0)
-        blocks = module.num_blocks * (2 if level == levels - 1 else 1)
+        blocks = module.blocks_at(level) * (2 if level == levels - 1 else 1)
         for i in range(blocks):
             name = f"enc{level}_{i}"
             h = _residual_block(graph, h, params[name], name, module.residual_scale, embedding)
@@ -171,7 +171,7 @@ def _unet_trunk(graph: _Graph, h: str, module, params: dict, embedding: str | No
     for level in range(levels - 2, -1, -1):
         up = _conv_transpose(graph, h, params[f"unpool{level}"], f"unpool{level}")
         h = graph.op("Add", [up, skips[level]], f"skip{level}")
-        for i in range(module.num_blocks):
+        for i in range(module.blocks_at(level)):
             name = f"dec{level}_{i}"
             h = _residual_block(graph, h, params[name], name, module.residual_scale, embedding)
     return h

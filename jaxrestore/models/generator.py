@@ -129,12 +129,15 @@ class UNetGenerator(nn.Module):
     """The multi-scale generator (see the module docstring); any H, W in, same out.
 
     `num_blocks` residual blocks per scale on each side (encoder and decoder) and
-    twice that at the coarsest scale; scale i works at 1/2^(i+1) of the input with
-    `channels · channel_mults[i]` channels."""
+    twice that at the coarsest scale, unless `scale_blocks` gives each scale's count
+    (one per entry of `channel_mults`; the coarsest scale has no decoder side and runs
+    its count twice in the encoder, as with `num_blocks`). Scale i works at
+    1/2^(i+1) of the input with `channels · channel_mults[i]` channels."""
 
     channels: int = 64
     num_blocks: int = 2
     channel_mults: tuple[int, ...] = (1, 2, 4, 4)
+    scale_blocks: tuple[int, ...] = ()
     residual_scale: float = 1.0
     dtype: jnp.dtype = jnp.float32
     conditioned: bool = False
@@ -144,6 +147,11 @@ class UNetGenerator(nn.Module):
     def multiple(self) -> int:
         """Input sides are edge-padded to a multiple of this, and cropped back."""
         return 2 ** len(self.channel_mults)
+
+    def blocks_at(self, level: int) -> int:
+        """Residual blocks on each side of scale `level` (encoder, then decoder); the
+        coarsest scale, all encoder, has twice this many."""
+        return self.scale_blocks[level] if self.scale_blocks else self.num_blocks
 
     @nn.compact
     def __call__(self, image: jax.Array, quality: jax.Array | None = None) -> jax.Array:
@@ -166,7 +174,7 @@ class UNetGenerator(nn.Module):
                 h = nn.Conv(
                     features, (2, 2), strides=(2, 2), dtype=self.dtype, name=f"pool{level}"
                 )(h)
-            blocks = self.num_blocks * (2 if level == len(widths) - 1 else 1)
+            blocks = self.blocks_at(level) * (2 if level == len(widths) - 1 else 1)
             for i in range(blocks):
                 h = ResidualBlock(
                     features, self.residual_scale, dtype=self.dtype, name=f"enc{level}_{i}"
@@ -178,7 +186,7 @@ class UNetGenerator(nn.Module):
                 features, (2, 2), strides=(2, 2), dtype=self.dtype, name=f"unpool{level}"
             )(h)
             h = up + skips[level]
-            for i in range(self.num_blocks):
+            for i in range(self.blocks_at(level)):
                 h = ResidualBlock(
                     features, self.residual_scale, dtype=self.dtype, name=f"dec{level}_{i}"
                 )(h, embedding)
@@ -208,7 +216,8 @@ def make_generator(model_config) -> Generator | UNetGenerator:
         return Generator(**common)
     if arch == "unet":
         mults = tuple(int(m) for m in model_config.get("channel_mults", (1, 2, 4, 4)))
-        return UNetGenerator(channel_mults=mults, **common)
+        scale_blocks = tuple(int(b) for b in model_config.get("scale_blocks", ()))
+        return UNetGenerator(channel_mults=mults, scale_blocks=scale_blocks, **common)
     raise ValueError(f"model.arch={arch!r} is not one of {', '.join(ARCHITECTURES)}")
 
 

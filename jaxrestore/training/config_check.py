@@ -84,6 +84,10 @@ class Checks:
             value = value[key]
         return value
 
+    def has(self, name: str) -> bool:
+        """Whether the config has the dotted field `name`."""
+        return self.get(name) is not _ABSENT
+
     def at_least(self, name: str, low: float, integer: bool = True) -> Iterator[str]:
         value = self.get(name)
         if value is _ABSENT:

@@ -30,8 +30,11 @@ def random_generator(module) -> loader.Model:
         generator_lib.UNetGenerator(
             channels=4, num_blocks=1, channel_mults=(1, 2, 2), conditioned=True
         ),
+        generator_lib.UNetGenerator(
+            channels=4, channel_mults=(1, 1, 1), scale_blocks=(2, 1, 1), conditioned=True
+        ),
     ],
-    ids=["residual", "residual-unconditioned", "unet"],
+    ids=["residual", "residual-unconditioned", "unet", "unet-scale-blocks"],
 )
 def test_onnx_matches_jax_at_odd_sizes(module, tmp_path):
     model = random_generator(module)

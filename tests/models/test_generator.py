@@ -57,6 +57,36 @@ def test_unet_sees_far_and_conditions_every_scale():
         model.apply(params, x)
 
 
+def test_scale_blocks_set_each_scales_depth():
+    """`scale_blocks` gives each scale its own count (the coarsest runs it twice, all in
+    the encoder); without it every scale has `num_blocks`."""
+
+    def blocks(model):
+        params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+        return sorted(k for k in params if k.startswith(("enc", "dec")))
+
+    default = UNetGenerator(channels=4, num_blocks=2, channel_mults=(1, 1, 1))
+    assert blocks(default) == sorted(
+        ["enc0_0", "enc0_1", "enc1_0", "enc1_1", "enc2_0", "enc2_1", "enc2_2", "enc2_3"]
+        + ["dec0_0", "dec0_1", "dec1_0", "dec1_1"]
+    )
+    deep_top = UNetGenerator(
+        channels=4, num_blocks=2, channel_mults=(1, 1, 1), scale_blocks=(3, 1, 1)
+    )
+    assert blocks(deep_top) == sorted(
+        ["enc0_0", "enc0_1", "enc0_2", "enc1_0", "enc2_0", "enc2_1"]
+        + ["dec0_0", "dec0_1", "dec0_2", "dec1_0"]
+    )
+    x = jax.random.uniform(jax.random.key(1), (1, 21, 30, 3))
+    params = deep_top.init(jax.random.key(0), x)
+    np.testing.assert_array_equal(np.asarray(deep_top.apply(params, x)), np.asarray(x))
+    config = ml_collections.ConfigDict(
+        {"channels": 4, "num_blocks": 1, "residual_scale": 1.0, "dtype": "float32"}
+    )
+    config.arch, config.channel_mults, config.scale_blocks = "unet", (1, 1, 1), (3, 1, 1)
+    assert make_generator(config).scale_blocks == (3, 1, 1)
+
+
 def test_make_generator_reads_arch_and_defaults_to_residual():
     config = ml_collections.ConfigDict(
         {"channels": 8, "num_blocks": 1, "residual_scale": 1.0, "dtype": "float32"}

@@ -48,6 +48,17 @@ def test_every_shipped_variant_is_valid(stage, variant):
             {"model.arch": "unet", "model.channel_mults": (1, 0)},
             "model.channel_mults=(1, 0) must be 1 to 5 integers ≥ 1",
         ),
+        (
+            "ssim",
+            {"model.arch": "unet", "model.channel_mults": (1, 2), "model.scale_blocks": (2, 1, 1)},
+            "model.scale_blocks=(2, 1, 1) must be empty (num_blocks at every scale) or one "
+            "integer ≥ 1 per scale of model.channel_mults=(1, 2)",
+        ),
+        (
+            "ssim",
+            {"model.arch": "unet", "model.channel_mults": (1, 2), "model.scale_blocks": (2, 0)},
+            "model.scale_blocks=(2, 0) must be empty",
+        ),
         ("ssim", {"init_from": "/no/such/run"}, "init_from='/no/such/run' does not exist"),
         ("gan", {"discriminator.sub_patch": 64}, "sub_patch=64 must tile data.patch_size=32"),
         ("gan", {"discriminator.sub_patch": 12}, "sub_patch=12 must be a power of two"),

@@ -76,6 +76,17 @@ def generator_model_problems(config: ml_collections.ConfigDict, checks) -> Itera
             and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in mults)
         ):
             yield f"model.channel_mults={mults!r} must be 1 to 5 integers ≥ 1"
+        blocks = checks.get("model.scale_blocks")
+        if not (
+            not checks.has("model.scale_blocks")
+            or isinstance(blocks, tuple | list)
+            and (not blocks or isinstance(mults, tuple | list) and len(blocks) == len(mults))
+            and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in blocks)
+        ):
+            yield (
+                f"model.scale_blocks={blocks!r} must be empty (num_blocks at every scale) "
+                f"or one integer ≥ 1 per scale of model.channel_mults={mults!r}"
+            )
     yield from checks.one_of("model.dtype", ("float32", "bfloat16"))
 
 
