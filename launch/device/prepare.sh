@@ -6,14 +6,18 @@
 #   bash launch/device/prepare.sh [BUDGET_MB]
 #
 # .carry/photos: the photo set, its training images as 4:4:4 JPEG at the highest
-# quality that fits BUDGET_MB (default 40; jaxrestore.data.carry_pack), HELDOUT
+# quality that fits BUDGET_MB (default: 64 MiB less the tracked files, the wheels
+# and 3 MiB spare; jaxrestore.data.carry_pack), HELDOUT
 # held-out images as PNG (default 8: a progress check there; the held-out numbers
 # are measured here afterwards). .carry/whl: cp312 wheels of grain, ml-collections,
 # dm-pix and their missing needs (the H200 image has jax, flax, optax, orbax,
 # Pillow; see launch/device/README.md). Prints what will travel, in MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-budget=${1:-40}
+tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+# Default budget: what the 64 MiB leave after the tracked files (committed weights
+# included: a 4.8 M-parameter export is 19 MiB), the wheels (5 MiB) and 3 MiB spare.
+budget=${1:-$((64 - tree / 1048576 - 5 - 3))}
 heldout=${HELDOUT:-8}
 python=${PYTHON:-python}
 grep -qxF '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >>.git/info/exclude
@@ -30,7 +34,6 @@ for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collection
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .carry/whl "$package" \
     2> >(grep -v '^WARNING: Location' >&2)
 done
-tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 carry=$(du -sb .carry | cut -f1)
 echo "travels: tracked files $((tree / 1048576)) MiB + .carry $((carry / 1048576)) MiB" \
   "= $(((tree + carry) / 1048576)) MiB of 64"
