@@ -147,11 +147,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             _cpu_sizes(config)
             config.data.quality_min, config.data.quality_max = 5, 95
         if "unet" in variant:
-            # The multi-scale generator: 64 channels, 2 blocks per scale (12 M params,
-            # ~0.6× the 64×8 residual model's pixels per second); on 2 cores 32 × 1.
+            # The multi-scale generator with the residual trunk's depth at 1/2 scale
+            # and context from 1/4 to 1/16 (docs/model.md). GPU: 64 channels (128 below
+            # 1/2), 4 blocks a side at 1/2 and 2 below (4.8 M params, ~0.55× the packaged
+            # 64×8 model's CPU pixels/s). 2 cores: 32 channels at every scale, 2 blocks a
+            # side at 1/2 and 1 below (0.27 M; beat the residual 32×4 at every QF at
+            # equal steps and equal time, docs/results.md).
             config.model.arch = "unet"
-            config.model.channels = 32 if variant.endswith("_cpu") else 64
-            config.model.num_blocks = 1 if variant.endswith("_cpu") else 2
+            if variant.endswith("_cpu"):
+                config.model.channels = 32
+                config.model.channel_mults = (1, 1, 1, 1)
+                config.model.scale_blocks = (2, 1, 1, 1)
+            else:
+                config.model.channels = 64
+                config.model.channel_mults = (1, 2, 2, 2)
+                config.model.scale_blocks = (4, 2, 2, 2)
     elif variant in ("h264", "h264_cpu"):
         # Video: H.264 on single frames and on clips (inter frames), with some JPEG.
         config.data.degradations = "h264:2,h264_clip:4,jpeg:1"
