@@ -92,14 +92,8 @@ class Generator(nn.Module):
     def __call__(self, image: jax.Array, quality: jax.Array | None = None) -> jax.Array:
         """`image` [B, H, W, 3] in [0, 1]; `quality` [B] (or scalar) QF 1–100, needed
         when conditioned."""
-        height, width = image.shape[1:3]
-        embedding = None
-        if self.conditioned:
-            embedding = quality_embedding(quality, image.shape[0], self.embedding_size)
         # The stride-2 trunk needs even sizes; edge-pad odd ones and crop at the end.
-        x = jnp.pad(image, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-        h = (x.astype(self.dtype) - 0.5) * 2.0
-
+        x, h, embedding = _entry(self, image, quality, multiple=2)
         down = nn.Conv(self.channels, (4, 4), strides=(2, 2), dtype=self.dtype, name="down")(h)
         down = nn.leaky_relu(down, 0.2)
         trunk = down
@@ -108,11 +102,30 @@ class Generator(nn.Module):
                 self.channels, self.residual_scale, dtype=self.dtype, name=f"block{i}"
             )(trunk, embedding)
         trunk = Conv3x3(self.channels, dtype=self.dtype, name="trunk_out")(trunk) + down
-        correction = Conv3x3(
-            3 * 4, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
-        )(trunk)
-        restored = x + depth_to_space(correction, 2).astype(jnp.float32)
-        return restored[:, :height, :width, :]
+        return _exit(self, x, trunk, image.shape[1:3])
+
+
+def _entry(module: nn.Module, image: jax.Array, quality, multiple: int):
+    """(the input edge-padded to a multiple of `multiple`, it scaled to [-1, 1] in the
+    compute dtype, the quality embedding or None): both generators' first lines,
+    called inside their compact `__call__` (the embedding's layers are theirs)."""
+    embedding = None
+    if module.conditioned:
+        embedding = quality_embedding(quality, image.shape[0], module.embedding_size)
+    height, width = image.shape[1:3]
+    pad = ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0))
+    x = jnp.pad(image, pad, mode="edge")
+    return x, (x.astype(module.dtype) - 0.5) * 2.0, embedding
+
+
+def _exit(module: nn.Module, x: jax.Array, trunk: jax.Array, size) -> jax.Array:
+    """The zero-initialised sub-pixel correction added to the padded input `x`, cropped
+    back to `size` (H, W): both generators' last lines."""
+    correction = Conv3x3(
+        3 * 4, kernel_init=nn.initializers.zeros, dtype=module.dtype, name="upsample"
+    )(trunk)
+    restored = x + depth_to_space(correction, 2).astype(jnp.float32)
+    return restored[:, : size[0], : size[1], :]
 
 
 def quality_embedding(quality, batch: int, size: int) -> jax.Array:
@@ -155,15 +168,7 @@ class UNetGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, image: jax.Array, quality: jax.Array | None = None) -> jax.Array:
-        height, width = image.shape[1:3]
-        embedding = None
-        if self.conditioned:
-            embedding = quality_embedding(quality, image.shape[0], self.embedding_size)
-        m = self.multiple
-        pad = ((0, 0), (0, -height % m), (0, -width % m), (0, 0))
-        x = jnp.pad(image, pad, mode="edge")
-        h = (x.astype(self.dtype) - 0.5) * 2.0
-
+        x, h, embedding = _entry(self, image, quality, self.multiple)
         widths = [self.channels * mult for mult in self.channel_mults]
         h = nn.leaky_relu(
             nn.Conv(widths[0], (4, 4), strides=(2, 2), dtype=self.dtype, name="down")(h), 0.2
@@ -191,11 +196,7 @@ class UNetGenerator(nn.Module):
                     features, self.residual_scale, dtype=self.dtype, name=f"dec{level}_{i}"
                 )(h, embedding)
         h = Conv3x3(widths[0], dtype=self.dtype, name="trunk_out")(h) + entry
-        correction = Conv3x3(
-            3 * 4, kernel_init=nn.initializers.zeros, dtype=self.dtype, name="upsample"
-        )(h)
-        restored = x + depth_to_space(correction, 2).astype(jnp.float32)
-        return restored[:, :height, :width, :]
+        return _exit(self, x, h, image.shape[1:3])
 
 
 ARCHITECTURES = ("residual", "unet")
