@@ -35,6 +35,13 @@ if [ -z "${INIT+set}" ] && [ -d "jaxrestore/weights/$name" ]; then
 fi
 data=()
 [ -d .carry/photos ] && data=(--config.data.dir=.carry/photos)
+# The pack leaves the training clips out (74 MB); without them the *_clip kinds of
+# the unet recipe become intra-frame ones of the same share (NO_CLIPS overrides).
+if [ -d .carry/photos ] && [ ! -d .carry/photos/videos/train ] &&
+  [ "${config#*:}" = universal_unet ]; then
+  data+=("--config.data.degradations=${NO_CLIPS:-jpeg:6,double_jpeg:2,chroma:2,resave:3,h264:3,mpeg2:2}")
+  echo "no training clips in .carry/photos: ${data[-1]}"
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$out/gpu.txt"
 start=$(date +%s)
 timeout --signal=TERM --kill-after=90 "$seconds" \
