@@ -70,24 +70,25 @@ def generator_model_problems(config: ml_collections.ConfigDict, checks) -> Itera
     yield from checks.one_of("model.arch", generator_lib.ARCHITECTURES)
     if checks.get("model.arch") == "unet":
         mults = checks.get("model.channel_mults")
-        if not (
-            isinstance(mults, tuple | list)
-            and 1 <= len(mults) <= 5
-            and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in mults)
-        ):
+        if not (_counts(mults) and 1 <= len(mults) <= 5):
             yield f"model.channel_mults={mults!r} must be 1 to 5 integers ≥ 1"
         blocks = checks.get("model.scale_blocks")
-        if not (
-            not checks.has("model.scale_blocks")
-            or isinstance(blocks, tuple | list)
+        if checks.has("model.scale_blocks") and not (
+            _counts(blocks)
             and (not blocks or isinstance(mults, tuple | list) and len(blocks) == len(mults))
-            and all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in blocks)
         ):
             yield (
                 f"model.scale_blocks={blocks!r} must be empty (num_blocks at every scale) "
                 f"or one integer ≥ 1 per scale of model.channel_mults={mults!r}"
             )
     yield from checks.one_of("model.dtype", ("float32", "bfloat16"))
+
+
+def _counts(values: Any) -> bool:
+    """Whether `values` is a tuple or list of integers ≥ 1 (not bools)."""
+    return isinstance(values, tuple | list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+    )
 
 
 def config_problems(config: ml_collections.ConfigDict, checks) -> Iterator[str]:
