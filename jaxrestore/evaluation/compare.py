@@ -12,7 +12,8 @@ tiled path (`Restorer.restore_pixels`), clips through the video path
 quality predictor's estimate ('predicted'). Without a predictor, compare alone
 falls back on an oracle: the JPEG-equivalent QF measured against the original
 (`degrade.jpeg_equivalent_quality`; for a clip the median over the sampled frames).
-Scores: PSNR on RGB of the 8-bit outputs, mean over images (or frames).
+Scores: PSNR on RGB of the 8-bit outputs, mean over images (or frames), and with
+`lpips=True` LPIPS (AlexNet, `metrics.full_reference`) beside it.
 """
 
 from __future__ import annotations
@@ -64,18 +65,17 @@ class Scorer:
         return self.restorer.conditioned and self.restorer.estimator is None
 
     def image(self, degraded: np.ndarray, original: np.ndarray, true: int | None) -> tuple:
-        """(PSNR of the restored image, how its QF was found)."""
+        """(the restored image, how its QF was found)."""
         if true is None and self._oracle():
             quality, method = float(degrade.jpeg_equivalent_quality(original, degraded)), "oracle"
         else:
             given = "auto" if true is None else true
             chosen = self.restorer.choose_quality(given, degraded)
             quality, method = chosen.quality, chosen.method
-        restored = self.restorer.restore_pixels(degraded, quality)
-        return float(metrics.psnr(restored, original)), METHODS.get(method, method)
+        return self.restorer.restore_pixels(degraded, quality), METHODS.get(method, method)
 
     def clip(self, decoded: np.ndarray, clip: np.ndarray) -> tuple:
-        """([PSNR of each restored frame], how the clip's QF was found)."""
+        """(the restored frames, how the clip's QF was found)."""
         if self._oracle():
             picks = protocol.sampled_frames(len(clip))
             found = [degrade.jpeg_equivalent_quality(clip[i], decoded[i]) for i in picks]
@@ -83,10 +83,11 @@ class Scorer:
         else:
             chosen = protocol.clip_quality(self.restorer, decoded)
             quality, method = chosen.quality, chosen.method
-        restored = self.restorer.restore_frames(decoded, quality)
-        return [float(metrics.psnr(r, o)) for r, o in zip(restored, clip)], METHODS.get(
-            method, method
-        )
+        return self.restorer.restore_frames(decoded, quality), METHODS.get(method, method)
+
+
+def _lpips(test: np.ndarray, original: np.ndarray) -> float:
+    return float(metrics.full_reference(original[None], test[None])["lpips"][0])
 
 
 def compare(
@@ -96,53 +97,75 @@ def compare(
     predictor: str | None,
     video_crfs: list[int],
     videos: sources.ClipSet | None,
+    lpips: bool = False,
 ) -> list[dict]:
     """One row per condition (and per held-out clip and CRF): the degraded input's
-    PSNR and each run's, with how its QF was found. Rows go to stderr as they come."""
+    PSNR (and LPIPS) and each run's, with how its QF was found. Rows go to stderr as
+    they come."""
     estimator = inference.QualityEstimator(predictor) if predictor else None
     scorers = [Scorer(run, estimator) for run in runs]
     rows = []
 
-    def add_row(condition: str, pairs: list[tuple], scored: list[list[tuple]]) -> None:
-        """`pairs`: (degraded, original); `scored[k]`: scorer k's (PSNRs, method) tuples."""
-        row = {"condition": condition, "images": len(pairs)}
-        row["psnr_degraded"] = float(np.mean([metrics.psnr(d, o) for d, o in pairs]))
-        for scorer, results in zip(scorers, scored):
-            row[scorer.name] = float(np.mean([s for scores, _ in results for s in scores]))
-            row[f"{scorer.name} quality"] = "/".join(sorted({how for _, how in results}))
+    def scores(outputs: list[np.ndarray], originals: list[np.ndarray]) -> dict:
+        found = {"psnr": float(np.mean([metrics.psnr(t, o) for t, o in zip(outputs, originals)]))}
+        if lpips:
+            found["lpips"] = float(np.mean([_lpips(t, o) for t, o in zip(outputs, originals)]))
+        return found
+
+    def add_row(condition: str, degraded: list, originals: list, restored: list) -> None:
+        """`restored[k]`: scorer k's (outputs, [how each QF was found])."""
+        row = {"condition": condition, "images": len(originals)}
+        for name, value in scores(degraded, originals).items():
+            row[f"{name}_degraded"] = value
+        for scorer, (outputs, methods) in zip(scorers, restored):
+            found = scores(outputs, originals)
+            row[scorer.name] = found["psnr"]
+            if lpips:
+                row[f"{scorer.name} lpips"] = found["lpips"]
+            row[f"{scorer.name} quality"] = "/".join(sorted(set(methods)))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 
     originals = [images.load(i) for i in range(len(images))]
     for condition in conditions:
         triples = [degrade_image(image, condition) for image in originals]
-        scored = [
-            [([score], how) for score, how in (s.image(*t) for t in triples)] for s in scorers
-        ]
-        add_row(condition, [(d, o) for d, o, _ in triples], scored)
+        restored = []
+        for scorer in scorers:
+            outputs, methods = zip(*(scorer.image(*t) for t in triples))
+            restored.append((list(outputs), list(methods)))
+        add_row(condition, [d for d, _, _ in triples], [o for _, o, _ in triples], restored)
     for crf in video_crfs:
         if videos is None or len(videos) == 0:
             raise ValueError("--video: no held-out video clips (run jaxrestore.data.assemble)")
         for index in range(len(videos)):
             clip = np.asarray(videos.clip(index))
             decoded = degrade.video_roundtrip(clip, "h264", crf)
-            scored = [[s.clip(decoded, clip)] for s in scorers]
-            add_row(f"video h264 crf{crf} [{index}]", list(zip(decoded, clip)), scored)
+            restored = []
+            for scorer in scorers:
+                frames, method = scorer.clip(decoded, clip)
+                restored.append((list(frames), [method]))
+            add_row(f"video h264 crf{crf} [{index}]", list(decoded), list(clip), restored)
     return rows
 
 
 def markdown(rows: list[dict], runs: list[str]) -> str:
     """The rows as a Markdown table: PSNR and gain over the degraded input per run,
-    with how the QF was found where it was not given."""
-    header = "| condition | degraded PSNR | " + " | ".join(f"{Path(r).name} (gain)" for r in runs)
-    lines = [header + " |", "|" + "---|" * (2 + len(runs))]
+    with how the QF was found where it was not given; LPIPS (lower is better) beside
+    each PSNR where the rows have it."""
+    with_lpips = bool(rows) and "lpips_degraded" in rows[0]
+    names = [Path(r).name for r in runs]
+    header = ["condition", "degraded PSNR"] + [f"{n} (gain)" for n in names]
+    if with_lpips:
+        header += ["degraded LPIPS"] + [f"{n} LPIPS" for n in names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [
+        cells = [row["condition"], f"{row['psnr_degraded']:.2f}"]
+        cells += [
             f"{row[r]:.2f} ({row[r] - row['psnr_degraded']:+.2f})"
             + ("" if row[f"{r} quality"] in ("given", "unused") else f" [{row[f'{r} quality']}]")
             for r in runs
         ]
-        lines.append(
-            f"| {row['condition']} | {row['psnr_degraded']:.2f} | " + " | ".join(cells) + " |"
-        )
+        if with_lpips:
+            cells += [f"{row['lpips_degraded']:.3f}"] + [f"{row[f'{r} lpips']:.3f}" for r in runs]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

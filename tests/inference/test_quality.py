@@ -270,7 +270,8 @@ def test_compare_scores_what_the_restore_command_produces(conditioned_run, photo
     np.save(tmp_path / "clip.npy", frames)
     images = sources.FileImages([sources.embedded_dir() / "coffee.png"])
     run, predictor = str(conditioned_run), "quality"
-    rows = compare.compare([run], ["jpeg:20"], images, predictor, [35], sources.ClipSet(tmp_path))
+    clips = sources.ClipSet(tmp_path)
+    rows = compare.compare([run], ["jpeg:20"], images, predictor, [35], clips, lpips=True)
     restorer = inference.Restorer(conditioned_run, inference.QualityEstimator(predictor))
     jpeg = degrade.jpeg_roundtrip(photo, 20)
     assert rows[0][run] == pytest.approx(metrics.psnr(restorer.restore_pixels(jpeg, 20), photo))
@@ -281,5 +282,20 @@ def test_compare_scores_what_the_restore_command_produces(conditioned_run, photo
     expected = np.mean([metrics.psnr(r, o) for r, o in zip(restored, frames)])
     assert rows[1]["images"] == 6 and rows[1][f"{run} quality"] == "predicted"
     assert rows[1][run] == pytest.approx(expected)
-    (oracle,) = compare.compare([run], [], images, None, [35], sources.ClipSet(tmp_path))
+    # LPIPS beside PSNR, of the same frames (lower is better).
+    lpips = [
+        float(metrics.full_reference(o[None], r[None])["lpips"][0])
+        for r, o in zip(restored, frames)
+    ]
+    assert rows[1][f"{run} lpips"] == pytest.approx(np.mean(lpips), rel=1e-5)
+    lpips = [
+        float(metrics.full_reference(o[None], d[None])["lpips"][0]) for d, o in zip(decoded, frames)
+    ]
+    assert rows[1]["lpips_degraded"] == pytest.approx(np.mean(lpips), rel=1e-5)
+    assert 0 < rows[0][f"{run} lpips"] < 1 and 0 < rows[0]["lpips_degraded"] < 1
+    table = compare.markdown(rows, [run]).splitlines()
+    assert table[0].endswith("| degraded LPIPS | run LPIPS |")
+    assert table[3].endswith(f"| {rows[1]['lpips_degraded']:.3f} | {rows[1][f'{run} lpips']:.3f} |")
+    (oracle,) = compare.compare([run], [], images, None, [35], clips)
+    assert "lpips_degraded" not in oracle
     assert oracle[f"{run} quality"] == "oracle" and np.isfinite(oracle[run])
