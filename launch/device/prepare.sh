@@ -10,8 +10,9 @@
 # and 3 MiB spare; jaxrestore.data.carry_pack), HELDOUT
 # held-out images as PNG (default 8: a progress check there; the held-out numbers
 # are measured here afterwards). .carry/whl: cp312 wheels of grain, ml-collections,
-# dm-pix and their missing needs (the H200 image has jax, flax, optax, orbax,
-# Pillow; see launch/device/README.md). Prints what will travel, in MiB.
+# dm-pix, tensorboardX and their missing needs (the H200 image has jax, flax, optax,
+# orbax, Pillow; see launch/device/README.md). .carry/av: the PyAV wheel (35 MiB), for
+# install.sh's call of its own. Prints what each call will carry, in MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
@@ -27,13 +28,19 @@ if [ ! -d .carry/photos ]; then
     --heldout-count "$heldout"
 fi
 mkdir -p .carry/whl
-for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collections==1.1.0 \
+for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collections==1.1.0 tensorboardX==2.6.5 \
   dm-pix==0.4.5; do
   "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .carry/whl "$package" \
     2> >(grep -v '^WARNING: Location' >&2)
 done
-carry=$(du -sb .carry | cut -f1)
-echo "travels: tracked files $((tree / 1048576)) MiB + .carry $((carry / 1048576)) MiB" \
-  "= $(((tree + carry) / 1048576)) MiB of 64"
+mkdir -p .carry/av
+"$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+  --implementation cp --platform manylinux_2_28_x86_64 -d .carry/av av==18.1.0 \
+  2> >(grep -v '^WARNING: Location' >&2)
+mib() { echo $(($(du -scb "$@" | tail -1 | cut -f1) / 1048576)); }
+echo "install.sh's call carries: tracked files $((tree / 1048576)) MiB + .carry/av" \
+  "$(mib .carry/av) MiB, of 64"
+echo "train.sh's call carries: tracked files $((tree / 1048576)) MiB + .carry/photos and" \
+  ".carry/whl $(mib .carry/photos .carry/whl) MiB, of 64"

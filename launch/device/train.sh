@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the lent GPU machine (the `device` tool's run, from the repository root, with
-# carry [".carry"]): train for SECONDS, export, and leave the export in $OUT as
-# ≤ 15 MiB parts with the run's metrics, for launch/device/fetch.sh here.
+# carry [".carry/photos", ".carry/whl"], after install.sh's call): train for
+# SECONDS, export, and leave the export in $OUT as ≤ 15 MiB parts with the run's
+# metrics, for launch/device/fetch.sh here.
 #
 #   bash launch/device/train.sh
 #
@@ -22,25 +23,35 @@ out=${OUT:-/tmp/device_out}
 work=${WORKDIR:-/tmp/device_run}
 read -r -a extra <<<"${EXTRA:-}"
 mkdir -p "$out"
+: >"$out/train.log"
+site=$PWD
+if [ -d .site ]; then # PyAV from launch/device/install.sh, an earlier call to this machine
+  site=$PWD/.site:$site
+fi
 if [ -z "${SKIP_WHEELS:-}" ] && compgen -G ".carry/whl/*.whl" >/dev/null; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .carry/whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
+  site=/tmp/site:$site
 fi
+export PYTHONPATH=$site
 init=${INIT-}
 if [ -z "${INIT+set}" ] && [ -d "jaxrestore/weights/$name" ]; then
   init=jaxrestore/weights/$name
 fi
 data=()
 [ -d .carry/photos ] && data=(--config.data.dir=.carry/photos)
-# The pack leaves the training clips out (74 MB); without them the *_clip kinds of
-# the unet recipe become intra-frame ones of the same share (NO_CLIPS overrides).
-if [ -d .carry/photos ] && [ ! -d .carry/photos/videos/train ] &&
-  [ "${config#*:}" = universal_unet ]; then
-  data+=("--config.data.degradations=${NO_CLIPS:-jpeg:6,double_jpeg:2,chroma:2,resave:3,h264:3,mpeg2:2}")
-  echo "no training clips in .carry/photos: ${data[-1]}"
+# The unet recipe's H.264/MPEG-2 kinds need PyAV (install.sh, a call of its own), its
+# *_clip kinds the training clips too, which the pack leaves out (74 MB). Whichever
+# is missing, those kinds give way: NO_VIDEO (no PyAV) or NO_CLIPS (no clips) is the
+# mix trained instead, and the script says so.
+if [[ ${config#*:} == universal_unet* ]]; then
+  if ! "$python" -c "import av" 2>/dev/null; then
+    data+=("--config.data.degradations=${NO_VIDEO:-jpeg:6,double_jpeg:2,chroma:2,resave:3}")
+    echo "no PyAV (run install.sh in the call before): ${data[-1]}" | tee -a "$out/train.log"
+  elif [ -d .carry/photos ] && [ ! -d .carry/photos/videos/train ]; then
+    data+=("--config.data.degradations=${NO_CLIPS:-jpeg:6,double_jpeg:2,chroma:2,resave:3,h264:3,mpeg2:2}")
+    echo "no training clips in .carry/photos: ${data[-1]}" | tee -a "$out/train.log"
+  fi
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$out/gpu.txt"
 start=$(date +%s)
@@ -48,7 +59,7 @@ timeout --signal=TERM --kill-after=90 "$seconds" \
   "$python" -m jaxrestore.main --config "configs/${config%%:*}.py:${config#*:}" \
   --workdir "$work" "${data[@]}" --config.data.workers="$workers" \
   --config.init_from="$init" --config.eval.lpips=False "${extra[@]}" 2>&1 |
-  grep -v -e '^WARNING' -e 'Warning' | tee "$out/train.log"
+  grep -v -e '^WARNING' -e 'Warning' | tee -a "$out/train.log"
 status=${PIPESTATUS[0]}
 echo "training exited $status after $(($(date +%s) - start)) s" | tee -a "$out/train.log"
 case $status in 0 | 75 | 124) ;; *) exit "$status" ;; esac

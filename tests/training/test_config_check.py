@@ -80,6 +80,20 @@ def test_bad_values_are_named(stage, changes, expected):
     assert len(found) == 1 and expected in found[0], found
 
 
+def test_video_kinds_without_pyav_are_named_before_training(monkeypatch):
+    """A bare image without PyAV (e.g. a lent GPU machine): the video kinds are named at
+    the start, not by a worker's traceback once the first video sample is drawn."""
+    config = configs.load("ssim:universal_unet_cpu")
+    reference = configs.reference("ssim")
+    assert config_check.problems(config, reference) == []
+    monkeypatch.setitem(sys.modules, "av", None)  # how Python marks a module unimportable
+    (found,) = config_check.problems(config, reference)
+    assert found.startswith("data.degradations has h264, h264_clip, mpeg2, mpeg2_clip, which")
+    assert "pip install av" in found
+    config.data.degradations = "jpeg:6,double_jpeg:2,chroma:2,resave:3,h264:0"
+    assert config_check.problems(config, reference) == []
+
+
 def test_unknown_and_missing_fields_against_the_reference():
     config = configs.load("ssim:tiny")
     reference = configs.reference("ssim")
