@@ -151,8 +151,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             # and context from 1/4 to 1/16 (docs/model.md). GPU: 64 channels (128 below
             # 1/2), 4 blocks a side at 1/2 and 2 below (4.8 M params, ~0.55× the packaged
             # 64×8 model's CPU pixels/s). 2 cores: 32 channels at every scale, 2 blocks a
-            # side at 1/2 and 1 below (0.27 M; beat the residual 32×4 at every QF at
-            # equal steps and equal time, docs/results.md).
+            # side at 1/2 and 1 below (0.27 M; beats the residual 32×4 at every QF at
+            # equal steps, and at QF 5–20 and LPIPS at equal time, docs/results.md).
             config.model.arch = "unet"
             # The default-to-be also restores video: H.264 / MPEG-2 intra frames and
             # inter frames of clips (the assembled set's videos/). At the CPU budget
