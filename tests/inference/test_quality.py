@@ -175,6 +175,7 @@ def conditioned_run(tmp_path_factory):
     config.optimizer.learning_rate = 3e-3
     config.total_steps = config.eval.every_steps = config.checkpoint_every_steps = 15
     config.eval.lpips = False
+    config.eval.qualities, config.eval.max_images = (20,), 1  # the tests read the weights only
     workdir = tmp_path_factory.mktemp("conditioned") / "run"
     loop.train_and_evaluate(config, workdir)
     return workdir
