@@ -220,6 +220,11 @@ class TaskModels:
                 import cv2
             except ImportError as error:
                 raise _missing("OpenCV (opencv-python-headless)", error) from error
+            if not hasattr(cv2.dnn, "readNetFromTensorflow"):  # OpenCV 5.1 dropped it
+                raise _missing(
+                    f"OpenCV's TensorFlow importer, which OpenCV {cv2.__version__} lacks "
+                    "(opencv-python-headless<5.1)"
+                )
             self._cv2 = cv2
             self._detector = cv2.dnn.readNetFromTensorflow(
                 str(_model_file(DETECTOR_GRAPH)), str(_model_file(DETECTOR_CONFIG))
