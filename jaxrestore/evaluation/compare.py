@@ -127,6 +127,8 @@ def compare(
         print(json.dumps(row), file=sys.stderr, flush=True)
 
     originals = [images.load(i) for i in range(len(images))]
+    if conditions and not originals:
+        raise ValueError("no held-out images to score the conditions on")
     for condition in conditions:
         triples = [degrade_image(image, condition) for image in originals]
         restored = []

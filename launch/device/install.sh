@@ -12,14 +12,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-python3}
+mapfile -t wheels < <(compgen -G ".carry/av/av-*.whl")
+if [ "${#wheels[@]}" -ne 1 ]; then
+  echo "install.sh: expected one PyAV wheel in .carry/av, found ${#wheels[@]}" \
+    "(run prepare.sh here; carry [\".carry/av\"])" >&2
+  exit 1
+fi
 rm -rf .site.partial
 "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-  --target .site.partial .carry/av/*.whl
+  --target .site.partial "${wheels[0]}"
 PYTHONPATH=$PWD/.site.partial "$python" -c '
 import av
-missing = [c for c in ("libx264", "mpeg2video") if c not in av.codecs_available]
-assert not missing, f"PyAV lacks the encoders {missing}"
-print("installed in .site: PyAV", av.__version__, "with libx264 and mpeg2video")
+from av.codec import Codec
+for name in ("libx264", "mpeg2video"):
+    Codec(name, "w")  # raises when PyAV has no such encoder
+print("installed in .site: PyAV", av.__version__, "with the libx264 and mpeg2video encoders")
 '
 rm -rf .site
 mv .site.partial .site

