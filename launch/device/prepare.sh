@@ -33,13 +33,16 @@ if [ ! -d .carry/photos ]; then
   "$python" -m jaxrestore.data.carry_pack --out .carry/photos --budget-mb "$budget" \
     --heldout-count "$heldout"
 fi
-mkdir -p .carry/whl
-for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collections==1.1.0 tensorboardX==2.6.5 \
-  dm-pix==0.4.5; do
+download() { # DIR PACKAGE: the machine's cp312 wheel of PACKAGE into DIR
   "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .carry/whl "$package" \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$1" "$2" \
     2> >(grep -v '^WARNING: Location' >&2)
+}
+mkdir -p .carry/whl
+for package in grain==0.2.18 array-record==0.8.6 portpicker==1.6.0 ml-collections==1.1.0 \
+  tensorboardX==2.6.5 dm-pix==0.4.5; do
+  download .carry/whl "$package"
 done
 if [ "$vgg" -gt 0 ] && [ ! -d .carry/vgg ]; then
   rm -rf .carry/vgg.partial
@@ -49,9 +52,7 @@ if [ "$vgg" -gt 0 ] && [ ! -d .carry/vgg ]; then
 fi
 rm -rf .carry/av
 mkdir -p .carry/av
-"$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-  --implementation cp --platform manylinux_2_28_x86_64 -d .carry/av av==18.1.0 \
-  2> >(grep -v '^WARNING: Location' >&2)
+download .carry/av av==18.1.0
 limit=$((64 * 1048576))
 bytes() { du -scb "$@" | tail -1 | cut -f1; }
 install_call=$((tree + $(bytes .carry/av)))
