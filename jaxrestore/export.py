@@ -7,11 +7,13 @@
 OUT gets `params/` (an orbax checkpoint of the model's parameters alone: no
 optimizer state, no data position) and `model.json` (the stage, the model
 config, the training data settings it was trained for, where it came from,
-and its last held-out evaluation). `inference.loader` reads either a training
-workdir or such an export. `--best-lpips Q` exports the kept checkpoint
-whose held-out LPIPS at QF Q is lowest among those that still gain PSNR over the
-JPEG at every evaluated quality, over all the RUNs given (the adversarial stage's
-pick among weight variants).
+its last held-out evaluation and, for a fine-tune of weights that had seen
+images of an evaluation set, which ones: `evaluation_overlap`).
+`inference.loader` reads either a training workdir or such an export.
+`--best-lpips Q` exports the kept checkpoint whose held-out LPIPS at QF Q is
+lowest among those that still gain PSNR over the JPEG at every evaluated
+quality, over all the RUNs given (the adversarial stage's pick among weight
+variants).
 
 `--format onnx` (the default for an OUT ending in .onnx) writes the generator of a
 training workdir's newest checkpoint, an export or a packaged name as one ONNX file
@@ -25,6 +27,7 @@ in the file's metadata), for onnxruntime, TensorRT, vs-mlrt or chaiNNer.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -58,8 +61,25 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
         "batch_size": int(config.batch_size),
         "evaluation": evaluation,
     }
+    overlap = inherited_overlap(config)
+    if overlap:
+        info["evaluation_overlap"] = overlap
     loader.write_export(out, params, info)
     return info
+
+
+def inherited_overlap(config) -> list[dict]:
+    """The evaluation-set images that the export a run started from (`init_from`) was
+    trained on (its model.json's `evaluation_overlap`): a fine-tune has seen them too,
+    and the benchmark reports its rows without them as well."""
+    start = config.get("init_from", "")
+    if not start:
+        return []
+    try:
+        info = json.loads((loader.resolve(start) / "model.json").read_text())
+    except (OSError, ValueError):
+        return []  # a training workdir, or gone: nothing recorded
+    return list(info.get("evaluation_overlap", []))
 
 
 def export_onnx(source: str | Path, out: str | Path, quality: float | None = None) -> int:

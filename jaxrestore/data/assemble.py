@@ -9,7 +9,11 @@ TRAIN ONLY, curated photos of Debian wallpaper and sample packages and
 matplotlib's, plus clean frames (every `FRAME_STRIDE`-th, downscaled 2×) of the
 training videos (box and cup are camera footage; Megamind is CG animation). A new
 photo whose perceptual hash matches an earlier one (a held-out photo above all)
-is dropped. Every image is scaled down by an integer factor (`scale_factor`): at
+is dropped. Version 4 leaves out the images of evaluation sets that the sources
+ship (`photo_packages.EVALUATION_IMAGES`) and any photo or frame whose perceptual
+hash matches an image of an evaluation set in the cache (`EVALUATION_SETS`:
+~/.cache/jaxrestore/live1, classic5); the manifest lists them under
+`evaluation_excluded`. Every image is scaled down by an integer factor (`scale_factor`): at
 least 2× for JPEG sources, and enough that the longer side is ≤ `MAX_SIDE`.
 
 Every image gets a manifest entry: source package and version, path inside the
@@ -46,7 +50,7 @@ from jaxrestore.data import debian, photo_packages, sources
 from jaxrestore.data.photo_packages import Candidate
 from jaxrestore.media import video
 
-ASSEMBLY_VERSION = 3
+ASSEMBLY_VERSION = 4
 MAX_SIDE = 1024  # large wallpapers are scaled down until their longer side fits
 FRAME_STRIDE = 10  # every this many frames of a training video becomes a training photo
 DUPLICATE_BITS = 10  # difference hashes this close (of 128 bits) are the same photo
@@ -61,12 +65,17 @@ VIDEOS = (
     ("opencv4/html/cup.mp4.gz", "cup", "train"),
     ("examples/data/vtest.avi", "vtest", "heldout"),
 )
+# Folders beside the photo set (in the cache) that hold evaluation images: a source photo
+# or frame that matches one of them is left out.
+EVALUATION_SETS = ("live1", "classic5")
 MIN_SIDE = 160  # smaller images cannot give a 128² patch with room to move
 ORIGIN = ("package", "version", "package_path", "licence", "source_sha256")  # of every entry
 HELD_OUT_RULE = (
     "version-2 sources (endless-sky, scratch, sporco, skimage): sha256(name) mod 10 == 0; "
     "sources added in version 3 and video frames: train only, and dropped when they "
-    f"duplicate an earlier photo (difference hash within {DUPLICATE_BITS} bits)"
+    f"duplicate an earlier photo (difference hash within {DUPLICATE_BITS} bits); from "
+    "version 4, no image of an evaluation set (photo_packages.EVALUATION_IMAGES, or "
+    f"within {DUPLICATE_BITS} bits of an image in the cache's {', '.join(EVALUATION_SETS)})"
 )
 
 
@@ -129,9 +138,8 @@ def _prepare(candidate: Candidate, out_dir: Path) -> dict | None:
         "licence": candidate.licence,
         "source_sha256": _sha256(candidate.path),
     }
-    added_in = 3 if candidate.train_only else 2
     split = split_of(candidate)
-    return _save_photo(image, candidate.name, out_dir, origin, factor, added_in, split)
+    return _save_photo(image, candidate.name, out_dir, origin, factor, candidate.added_in, split)
 
 
 def _save_photo(
@@ -185,6 +193,63 @@ def drop_duplicates(entries: list[dict]) -> tuple[list[dict], list[dict]]:
                 continue
         kept.append(entry)
     return kept, dropped
+
+
+def exclude_listed(found: list[Candidate]) -> tuple[list[Candidate], list[dict]]:
+    """(the candidates that are not evaluation images, a record of those that are, by
+    `photo_packages.EVALUATION_IMAGES`)."""
+    listed = photo_packages.EVALUATION_IMAGES
+    kept = [c for c in found if c.package_path not in listed]
+    excluded = [
+        {
+            "name": c.name,
+            "package": c.package,
+            "package_path": c.package_path,
+            "evaluation_image": listed[c.package_path],
+        }
+        for c in found
+        if c.package_path in listed
+    ]
+    return kept, excluded
+
+
+def evaluation_hashes(folders) -> list[tuple[int, Path]]:
+    """(difference hash, path) of every image below each existing folder of `folders`."""
+    found = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            continue
+        for path in sorted(Path(folder).rglob("*")):
+            if path.suffix.lower() in (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"):
+                with Image.open(path) as image:
+                    found.append((difference_hash(image), path))
+    return found
+
+
+def drop_evaluation_lookalikes(
+    entries: list[dict], evaluation: list[tuple[int, Path]]
+) -> tuple[list[dict], list[dict]]:
+    """(the entries whose difference hash is farther than DUPLICATE_BITS from every
+    evaluation image's, a record of the others and what each matches)."""
+    kept, excluded = [], []
+    for entry in entries:
+        code = int(entry["dhash"], 16)
+        match = next(
+            (path for other, path in evaluation if hash_distance(code, other) <= DUPLICATE_BITS),
+            None,
+        )
+        if match is None:
+            kept.append(entry)
+            continue
+        excluded.append(
+            {
+                "name": Path(entry["file"]).stem,
+                "package": entry["package"],
+                "package_path": entry["package_path"],
+                "evaluation_image": f"{match.parent.name}/{match.name} (difference hash)",
+            }
+        )
+    return kept, excluded
 
 
 def _decode_frames(path: Path, limit: int | None) -> np.ndarray:
@@ -274,13 +339,19 @@ def assemble(out_dir: Path, cache_dir: Path | None = None) -> dict:
         return json.loads((out_dir / "manifest.json").read_text())
     cache = cache_dir or out_dir.parent / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
-    found = photo_packages.candidates(cache)
+    found, listed = exclude_listed(photo_packages.candidates(cache))
     staging = Path(tempfile.mkdtemp(prefix=".assemble-", dir=out_dir.parent))
     (staging / "images").mkdir()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         prepared = [e for e in pool.map(lambda c: _prepare(c, staging), found) if e]
     videos, frames = _video_entries(cache, staging)
-    entries, duplicates = drop_duplicates(prepared + frames)
+    roots = {out_dir.parent, sources.default_data_dir().parent}
+    folders = {root / name for root in roots for name in EVALUATION_SETS}
+    evaluation = evaluation_hashes(sorted(folders))
+    clean, lookalikes = drop_evaluation_lookalikes(prepared + frames, evaluation)
+    for entry in lookalikes:
+        (staging / "images" / f"{entry['name']}.png").unlink()
+    entries, duplicates = drop_duplicates(clean)
     for entry in duplicates:
         (staging / entry["file"]).unlink()
     photos = [e for e in entries if "video_frame" not in e]
@@ -296,9 +367,12 @@ def assemble(out_dir: Path, cache_dir: Path | None = None) -> dict:
             "frames": len(entries) - len(photos),
             "rejected": len(found) - len(prepared),
             "duplicates": len(duplicates),
+            "evaluation_excluded": len(listed) + len(lookalikes),
         },
         "images": entries,
         "duplicates": duplicates,
+        "evaluation_excluded": listed + lookalikes,
+        "evaluation_sets_checked": [str(d) for d in sorted(folders) if d.is_dir()],
         "videos": videos,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))

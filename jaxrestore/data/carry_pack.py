@@ -35,7 +35,7 @@ from pathlib import Path
 from PIL import Image
 
 from jaxrestore import files
-from jaxrestore.data import sources
+from jaxrestore.data import assemble, sources
 
 QUALITIES = (98, 97, 96, 95, 94, 93, 92, 91, 90)
 
@@ -135,6 +135,12 @@ def run(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(
                 f"{files.shown(photos)}: no assembled photo set "
                 "(run `python -m jaxrestore.data.assemble`)"
+            )
+        version = json.loads((photos / "manifest.json").read_text()).get("version")
+        if version != assemble.ASSEMBLY_VERSION:
+            raise ValueError(
+                f"{files.shown(photos)}: photo set version {version}, not this code's "
+                f"{assemble.ASSEMBLY_VERSION} (run `python -m jaxrestore.data.assemble`)"
             )
         if args.budget_mb <= 0:
             raise ValueError(f"--budget-mb {args.budget_mb:g} must be > 0")

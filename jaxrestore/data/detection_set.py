@@ -86,7 +86,7 @@ VTEST_STRIDE = 120
 # Licences accepted (lower case, spaces and dashes removed, as prefixes): no NC/ND.
 ACCEPTED = ("publicdomain", "cc01.0", "cc0", "ccby", "gpl", "lgpl", "bsd", "mit", "expat")
 REJECTED_PARTS = ("nc", "nd", "gfdl")
-EVALUATION_SETS = ("live1", "classic5")  # folders of the cache checked for duplicates
+EVALUATION_SETS = assemble.EVALUATION_SETS  # folders of the cache checked for duplicates
 
 
 @dataclass(frozen=True)
@@ -270,11 +270,8 @@ def forbidden_from(manifest: dict, evaluation_dirs: Iterable[Path] = ()) -> Forb
     train = [e for e in manifest["images"] + manifest.get("videos", []) if e["split"] == "train"]
     digests = {e[key] for e in train for key in ("sha256", "source_sha256") if key in e}
     hashes = [(int(e["dhash"], 16), f"training image {e['file']}") for e in train if "dhash" in e]
-    for folder in evaluation_dirs:
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"):
-                with Image.open(path) as image:
-                    hashes.append((assemble.difference_hash(image), f"evaluation image {path}"))
+    for code, path in assemble.evaluation_hashes(evaluation_dirs):
+        hashes.append((code, f"evaluation image {path}"))
     return Forbidden(digests, hashes)
 
 

@@ -10,8 +10,16 @@ Added in version 3, TRAIN ONLY (the held-out set stays the version-2 one, on whi
 the README's results are measured): the real colour photographs, picked by eye, of
 Debian wallpaper and sample packages (`PHOTO_PACKAGES`: Plasma, LXQt, MATE and
 Lomiri wallpapers, jquery-backstretch's examples, forensics-samples' phone photos,
-Psychtoolbox's demo stimuli, OpenCV's sample photos, scikit-learn's china/flower)
-and matplotlib's `grace_hopper.jpg`.
+Psychtoolbox's demo stimuli, OpenCV's sample photos (in version 3 also its
+mandrill), scikit-learn's china/flower) and matplotlib's `grace_hopper.jpg`.
+
+Version 4 leaves out the images of standard evaluation sets that these packages
+ship (`EVALUATION_IMAGES`: sporco's Kodak parrots, monarch and colour Barbara,
+OpenCV's mandrill), which versions 2 and 3 trained on, and adds, train only, the
+photos of more Debian packages (`PHOTO_PACKAGES_V4`: krank's underwater
+backgrounds, Tux Paint's templates, KPhotoAlbum's demo album, Palapeli's public
+domain puzzles, the Maldives SDDM background, Pinpoint's, Colorbox's, libsixel's
+and the Go imaging library's example photos).
 
 `candidates(cache)` lists them all (downloading and unpacking what is not cached),
 each with its package, version, path inside the package and licence.
@@ -42,6 +50,7 @@ class PhotoPackage:
     files: tuple[str, ...]  # below `root`
     licence_root: str = ""  # `root` as the copyright file names it ('' = its installed path)
     licence: str = ""  # overrides the copyright file (per-file notes it does not parse)
+    added_in: int = 3  # the assembly version that added it
 
 
 # Looked at and left out: ukui-wallpapers and gnome-backgrounds 43 (renders only),
@@ -51,12 +60,13 @@ class PhotoPackage:
 # copies of its samples, Psychtoolbox's stim6 (a painting), konijntjes (= stim1),
 # its gray or synthetic stimuli and its HDR EXRs (no 8-bit capture), OpenCV's
 # renders, drawings, paintings, logos, text and synthetic images, stereo/sequence
-# twins (aloeR, leuvenB, rubberwhale2) and its motion-blurred/tampered variants.
+# twins (aloeR, leuvenB, rubberwhale2) and its motion-blurred/tampered variants; its
+# baboon.jpg and lena.jpg are Classic5 images (EVALUATION_IMAGES).
 _PLASMA = ("BytheWater", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Kite")
 _PLASMA += ("OneStandsOut", "Path", "summer_1am")
 _MATE = ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird")
 _MATE += ("RainDrops", "Storm", "TwoWings", "Wood", "YellowFlower")
-_OPENCV = ("aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg")
+_OPENCV = ("aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "board.jpg")
 _OPENCV += ("building.jpg", "butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg")
 _OPENCV += ("graf1.png", "home.jpg", "left.jpg", "leuvenA.jpg", "messi5.jpg", "orange.jpg")
 _OPENCV += ("rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg")
@@ -142,6 +152,109 @@ PHOTO_PACKAGES = (
 )
 
 
+# Images of the standard evaluation sets (LIVE1, Classic5, Kodak, TID2013, BSDS500 test)
+# that source packages ship, by their path inside the package: never assembled, so that
+# no benchmark row is measured on a photo the model trained on. A crop or another size
+# of one is still the same image (sporco's barbara is Classic5's, in colour and wider).
+# The assembly also drops any photo within DUPLICATE_BITS of an evaluation image found
+# in the cache (`assemble.EVALUATION_SETS`); this list catches what a hash cannot.
+EVALUATION_IMAGES = {
+    "sporco/data/kodim23.png": "Kodak kodim23 (LIVE1 parrots, TID2013 I23)",
+    "sporco/data/monarch.png": "LIVE1 monarch",
+    "sporco/data/barbara.png": "Classic5 barbara (a wider colour original)",
+    "usr/share/doc/opencv-doc/examples/data/baboon.jpg": "Classic5 baboon (mandrill)",
+    "usr/share/doc/opencv-doc/examples/data/lena.jpg": "Classic5 lena",
+}
+
+
+_KRANK = tuple(f"level-{i:02d}.jpg" for i in range(1, 31)) + ("bonus-01.jpg",)
+_KRANK += tuple(f"menu{n}.jpg" for n in ("", "-credits", "-levels", "-play", "-scores"))
+_KRANK += ("menu-scores2.jpg", "menu-scores3.jpg", "menu-screen.jpg", "menu-sounds.jpg")
+_TUXPAINT = ("burnt_bark", "cliff", "corn_maze", "jellyfish", "lighthouse", "mossy_bark")
+_TUXPAINT += ("mossy_log", "mudstone", "ocean_splash", "ocean_waves", "redwoods_above", "rocks")
+_TUXPAINT += ("sheep", "spiders_web", "sun_behind_clouds", "sun_behind_leaves", "trees_above")
+_TUXPAINT += ("trees_at_dusk", "wool_mill_machine")
+_KPHOTOALBUM = ("anne_helene", "bar55", "bar55_2", "blackie", "cold_water", "donna", "donna_2")
+_KPHOTOALBUM += ("grand_canyon_1", "grand_canyon_2", "grand_canyon_3", "jesper", "jesper_2")
+_KPHOTOALBUM += ("new_wave_1", "new_wave_2", "pool", "pool_2", "skagen", "skagen_2", "snow")
+_KPHOTOALBUM += ("spiff", "spiff_2", "sunset", "wayne")
+# Added in version 4, train only. Looked at and left out: krank's menu-scores1 (=
+# bonus-01), Tux Paint's small skyline starter, KPhotoAlbum's qt-logo, Palapeli's GFDL
+# puzzles (castle, chameleon), Colorbox's near-gray marylou and ohoopee2, libsixel's
+# low-quality egret and its gray/palette variants of the snake, and the packages a
+# survey found only renders, drawings, textures or unclear sources in.
+PHOTO_PACKAGES_V4 = (
+    PhotoPackage(
+        "krank",
+        "krank",
+        "usr/share/games/krank/levels/unera-backgrounds",
+        _KRANK,
+        licence="public domain (debian/copyright: images by Slava Anishenko)",
+        added_in=4,
+    ),
+    PhotoPackage(
+        "tuxpaint-data",
+        "tuxpaint",
+        "usr/share/tuxpaint/templates",
+        tuple(f"{n}.jpg" for n in _TUXPAINT),
+        added_in=4,
+    ),
+    PhotoPackage(
+        "kphotoalbum",
+        "kphotoalbum",
+        "usr/share/kphotoalbum/demo",
+        tuple(f"{n}.jpg" for n in _KPHOTOALBUM),
+        licence="GPL-2+ (debian/copyright, the whole package; the author's demo album)",
+        added_in=4,
+    ),
+    PhotoPackage(
+        "palapeli-data",
+        "palapeli",
+        "usr/share/palapeli/collection",
+        ("cincinnati-bridge.jpg", "citrus-fruits.jpg", "european-honey-bee.jpg"),
+        licence="public domain (X-KDE-PluginInfo-License of each puzzle's .desktop)",
+        added_in=4,
+    ),
+    PhotoPackage(
+        "sddm-theme-maldives",
+        "sddm",
+        "usr/share/sddm/themes/maldives",
+        ("background.jpg",),
+        licence_root="data/themes/maldives",
+        added_in=4,
+    ),
+    PhotoPackage(
+        "pinpoint",
+        "pinpoint",
+        "usr/share/doc/pinpoint/examples",
+        ("bg.jpg", "bowls.jpg", "linus.jpg"),
+        added_in=4,
+    ),
+    PhotoPackage(
+        "libjs-jquery-colorbox",
+        "colorbox",
+        "usr/share/doc/libjs-jquery-colorbox/examples/content",
+        ("daisy@2x.jpg", "ohoopee1.jpg", "ohoopee3.jpg"),
+        added_in=4,
+    ),
+    PhotoPackage(
+        "libsixel-examples",
+        "libsixel",
+        "usr/share/doc/libsixel-examples/examples/images",
+        ("snake.png",),
+        licence_root="images",
+        added_in=4,
+    ),
+    PhotoPackage(
+        "golang-github-disintegration-imaging-dev",
+        "imaging",
+        "usr/share/gocode/src/github.com/disintegration/imaging/testdata",
+        ("branches.png", "flowers.png"),
+        added_in=4,
+    ),
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     name: str  # output stem, unique
@@ -151,7 +264,8 @@ class Candidate:
     package_path: str  # path inside the package
     licence: str
     downscale: bool  # a lossy (JPEG) source: scaled down at least 2×
-    train_only: bool = False  # added in version 3: never held out
+    train_only: bool = False  # added in version 3 or later: never held out
+    added_in: int = 2  # the assembly version that added it
 
 
 def _debian_candidates(cache: Path, package: str, image_dir: str, prefix: str) -> list[Candidate]:
@@ -206,6 +320,7 @@ def _package_candidates(cache: Path, source: PhotoPackage) -> list[Candidate]:
                 licence=source.licence or debian.licence_for(licence_path, stanzas),
                 downscale=Path(file).suffix.lower() in LOSSY_SUFFIXES,
                 train_only=True,
+                added_in=source.added_in,
             )
         )
     return out
@@ -226,6 +341,7 @@ def _matplotlib_candidates() -> list[Candidate]:
             licence="public domain (U.S. Navy photograph)",
             downscale=True,
             train_only=True,
+            added_in=3,
         )
     ]
 
@@ -295,6 +411,8 @@ def candidates(cache: Path) -> list[Candidate]:
     for source in PHOTO_PACKAGES:  # version 3: train only
         found += _package_candidates(cache, source)
     found += _matplotlib_candidates()
+    for source in PHOTO_PACKAGES_V4:  # train only
+        found += _package_candidates(cache, source)
     names = [c.name for c in found]
     if len(set(names)) != len(names):
         raise RuntimeError(

@@ -21,6 +21,12 @@ The metrics' definitions are in `jaxrestore.metrics`. The images: `--live1` is
 of the FBCNN repository (github.com/jiaxi-jiang/FBCNN); the defaults are
 ~/.cache/jaxrestore/live1 and ~/.cache/jaxrestore/classic5. Evaluation only:
 never train on them.
+
+Weights whose model.json lists `evaluation_overlap` (images of these sets that
+were in their training data: the packaged weights of assembly versions 2 and 3
+saw LIVE1's parrots and monarch and Classic5's barbara, `gan` also its baboon)
+get a second table per set, over the images they never saw; an image is matched
+by its difference hash, whatever its file name.
 """
 
 from __future__ import annotations
@@ -97,10 +103,37 @@ def scores(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
     return result
 
 
-def evaluate(restorer, test_set: TestSet, qualities, limit: int = 0, progress=None) -> dict:
+def trained_on(files: list[Path], overlap: list[dict]) -> set[str]:
+    """Names of `files` that are images a model trained on: within the assembly's
+    duplicate distance of a difference hash in `overlap` (model.json's
+    `evaluation_overlap`)."""
+    from jaxrestore.data import assemble
+
+    codes = [int(entry["dhash"], 16) for entry in overlap]
+    found = set()
+    for path in files:
+        with Image.open(path) as image:
+            code = assemble.difference_hash(image)
+        if any(assemble.hash_distance(code, other) <= assemble.DUPLICATE_BITS for other in codes):
+            found.add(path.name)
+    return found
+
+
+def _means(per_image: list[dict]) -> dict:
+    return {
+        kind: {s: float(np.mean([r[kind][s] for r in per_image])) for s in SCORES}
+        for kind in ("jpeg", "restored")
+    }
+
+
+def evaluate(
+    restorer, test_set: TestSet, qualities, limit: int = 0, progress=None, overlap=()
+) -> dict:
     """Per QF: the mean scores of the JPEG and of the restoration, the QFs `auto`
-    read, and every image's numbers."""
+    read, and every image's numbers; with `overlap` (see `trained_on`), also the
+    means over the images not trained on (`unseen`)."""
     files = test_set.files(limit)
+    seen = trained_on(files, list(overlap)) if overlap else set()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -120,6 +153,7 @@ def evaluate(restorer, test_set: TestSet, qualities, limit: int = 0, progress=No
                 per_image.append(
                     {
                         "image": path.name,
+                        "trained_on": path.name in seen,
                         "qf_used": result.quality,
                         "jpeg": scores(original, compressed),
                         "restored": scores(original, restored),
@@ -129,20 +163,38 @@ def evaluate(restorer, test_set: TestSet, qualities, limit: int = 0, progress=No
                 jpeg_path.unlink()
                 if progress is not None:
                     progress.update(1)
-            mean = {
-                kind: {s: float(np.mean([r[kind][s] for r in per_image])) for s in SCORES}
-                for kind in ("jpeg", "restored")
-            }
             used = [r["qf_used"] for r in per_image if r["qf_used"] is not None]
-            rows.append(
-                {
-                    "quality": quality,
-                    **mean,
-                    "qf_used_median": float(np.median(used)) if used else None,
-                    "images": per_image,
-                }
-            )
-    return {"set": test_set.name, "grey": test_set.grey, "count": len(files), "rows": rows}
+            row = {
+                "quality": quality,
+                **_means(per_image),
+                "qf_used_median": float(np.median(used)) if used else None,
+            }
+            unseen = [r for r in per_image if not r["trained_on"]]
+            if seen and unseen:
+                row["unseen"] = _means(unseen)
+            rows.append({**row, "images": per_image})
+    return {
+        "set": test_set.name,
+        "grey": test_set.grey,
+        "count": len(files),
+        "trained_on": sorted(seen),
+        "rows": rows,
+    }
+
+
+def _score_rows(rows: list[dict], pick) -> list[str]:
+    """Markdown lines `| QF | JPEG | restored | PSNR gain |` of `pick(row)` (a dict
+    with 'jpeg' and 'restored' means)."""
+    lines = []
+    for row in rows:
+        means = pick(row)
+        cells = [
+            " / ".join(f"{means[kind][s]:.{3 if s in ('ssim', 'lpips') else 2}f}" for s in SCORES)
+            for kind in ("jpeg", "restored")
+        ]
+        gain = means["restored"]["psnr"] - means["jpeg"]["psnr"]
+        lines.append(f"| {row['quality']} | {cells[0]} | {cells[1]} | {gain:+.2f} |")
+    return lines
 
 
 def markdown(results: list[dict], label: str) -> str:
@@ -155,15 +207,21 @@ def markdown(results: list[dict], label: str) -> str:
             f"{', grey' if result['grey'] else ', colour'}), {label}; PSNR / SSIM / PSNR-B "
             "/ LPIPS\n\n| QF | JPEG | restored | PSNR gain |\n|---|---|---|---|"
         )
-        lines = [header]
-        for row in result["rows"]:
-            cells = [
-                " / ".join(f"{row[kind][s]:.{3 if s in ('ssim', 'lpips') else 2}f}" for s in SCORES)
-                for kind in ("jpeg", "restored")
-            ]
-            gain = row["restored"]["psnr"] - row["jpeg"]["psnr"]
-            lines.append(f"| {row['quality']} | {cells[0]} | {cells[1]} | {gain:+.2f} |")
-        blocks.append("\n".join(lines))
+        blocks.append("\n".join([header, *_score_rows(result["rows"], lambda row: row)]))
+        seen = result.get("trained_on", [])
+        if seen and all("unseen" in row for row in result["rows"]):
+            unseen = result["count"] - len(seen)
+            blocks.append(
+                "\n".join(
+                    [
+                        f"{len(seen)} of these {result['count']} images ({', '.join(seen)}) "
+                        f"were in {label}'s training data; over the other {unseen}:\n",
+                        "| QF | JPEG | restored | PSNR gain |",
+                        "|---|---|---|---|",
+                        *_score_rows(result["rows"], lambda row: row["unseen"]),
+                    ]
+                )
+            )
         if result["set"] == "LIVE1" and any(r["quality"] in PEER_QUALITIES for r in result["rows"]):
             ours = {r["quality"]: r for r in result["rows"]}
             shown = [q for q in PEER_QUALITIES if q in ours]
@@ -224,10 +282,11 @@ def run(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"jaxrestore.evaluation.benchmark: {error}", file=sys.stderr)
         return 2
+    overlap = (restorer.model.export_info or {}).get("evaluation_overlap", [])
     results = []
     with tqdm.tqdm(total=count * len(qualities), unit="image", disable=None) as bar:
         for test_set in sets:
-            results.append(evaluate(restorer, test_set, qualities, args.max_images, bar))
+            results.append(evaluate(restorer, test_set, qualities, args.max_images, bar, overlap))
     table = markdown(results, args.checkpoint)
     print(table)
     if args.markdown:

@@ -53,15 +53,19 @@ def test_photo_name():
 
 
 def test_curated_sources_are_unique_images():
+    curated = photo_packages.PHOTO_PACKAGES + photo_packages.PHOTO_PACKAGES_V4
     names = [
         photo_packages.photo_name(source.prefix, file)
-        for source in photo_packages.PHOTO_PACKAGES
+        for source in curated
         for file in source.files
     ]
     assert len(names) == len(set(names))
-    files = [f for source in photo_packages.PHOTO_PACKAGES for f in source.files]
+    files = [f for source in curated for f in source.files]
+    assert len(files) == 86 + 95  # version 3's picks (less the mandrill) and version 4's
     suffixes = {f.rsplit(".", 1)[-1].lower() for f in files}
     assert suffixes <= {"jpg", "png"}
+    assert {s.added_in for s in photo_packages.PHOTO_PACKAGES} == {3}
+    assert {s.added_in for s in photo_packages.PHOTO_PACKAGES_V4} == {4}
 
 
 def test_new_sources_are_train_only():
@@ -87,6 +91,7 @@ def test_prepare_scales_jpeg_and_marks_train(tmp_path):
         licence="CC0-1.0",
         downscale=True,
         train_only=True,
+        added_in=3,
     )
     entry = assemble._prepare(candidate, tmp_path)
     assert entry["scale"] == 3 and (entry["width"], entry["height"]) == (800, 400)
@@ -204,3 +209,62 @@ def test_an_older_assembly_is_rebuilt(tmp_path):
     manifest["version"] = assemble.ASSEMBLY_VERSION
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert assemble.is_up_to_date(tmp_path)
+
+
+def test_listed_evaluation_images_are_never_assembled():
+    common = dict(path=None, version="1", licence="l", downscale=False)
+    found = [
+        photo_packages.Candidate(
+            name="sporco-kodim23",
+            package="pypi:sporco",
+            package_path="sporco/data/kodim23.png",
+            **common,
+        ),
+        photo_packages.Candidate(
+            name="sporco-sail", package="pypi:sporco", package_path="sporco/data/sail.png", **common
+        ),
+    ]
+    kept, excluded = assemble.exclude_listed(found)
+    assert [c.name for c in kept] == ["sporco-sail"]
+    assert excluded == [
+        {
+            "name": "sporco-kodim23",
+            "package": "pypi:sporco",
+            "package_path": "sporco/data/kodim23.png",
+            "evaluation_image": "Kodak kodim23 (LIVE1 parrots, TID2013 I23)",
+        }
+    ]
+    # The curated lists name no evaluation image (the list is a guard, not a filter of
+    # what was picked by eye).
+    for source in photo_packages.PHOTO_PACKAGES:
+        for file in source.files:
+            assert f"{source.root}/{file}" not in photo_packages.EVALUATION_IMAGES
+
+
+def test_photos_like_an_evaluation_image_in_the_cache_are_left_out(tmp_path):
+    live1 = tmp_path / "live1"
+    live1.mkdir()
+    _photo(20, (480, 320)).save(live1 / "parrots.bmp")
+    hashes = assemble.evaluation_hashes([live1, tmp_path / "classic5"])  # missing: skipped
+    assert [path.name for _, path in hashes] == ["parrots.bmp"]
+    # A downscaled, re-encoded copy (as a package would ship it) is caught; another
+    # photo is not.
+    buffer = io.BytesIO()
+    _photo(20, (480, 320)).resize((240, 160), Image.Resampling.LANCZOS).save(buffer, "JPEG")
+    copy = Image.open(io.BytesIO(buffer.getvalue()))
+    origin = {"package": "debian:x", "package_path": "usr/share/x/copy.jpg"}
+    entries = [
+        {**_entry("images/x-copy.png", copy), **origin},
+        {**_entry("images/x-other.png", _photo(21, (480, 320))), **origin},
+    ]
+    kept, excluded = assemble.drop_evaluation_lookalikes(entries, hashes)
+    assert [e["file"] for e in kept] == ["images/x-other.png"]
+    assert excluded == [
+        {
+            "name": "x-copy",
+            "package": "debian:x",
+            "package_path": "usr/share/x/copy.jpg",
+            "evaluation_image": "live1/parrots.bmp (difference hash)",
+        }
+    ]
+    assert "evaluation set" in assemble.HELD_OUT_RULE

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxrestore.data import carry_pack, sources
+from jaxrestore.data import assemble, carry_pack, sources
 
 
 def make_photo_set(root, photo, train=6, heldout=3):
@@ -20,7 +20,11 @@ def make_photo_set(root, photo, train=6, heldout=3):
         Image.fromarray(crop).save(root / name)
         split = "train" if i < train else "heldout"
         entries.append({"file": name, "package": "test:embedded", "split": split})
-    manifest = {"version": 3, "images": entries, "videos": [{"file": "videos/x.mp4"}]}
+    manifest = {
+        "version": assemble.ASSEMBLY_VERSION,
+        "images": entries,
+        "videos": [{"file": "videos/x.mp4"}],
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return manifest
 
@@ -75,5 +79,14 @@ def test_the_pack_fits_its_budget_and_keeps_splits_and_provenance(tmp_path, phot
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "do not fit" in err[0] and "--budget-mb" in err[0]
     assert not tight.exists() and not list(tmp_path.glob(".tight*"))
+    # A photo set assembled by older code (version 3 still held evaluation images) is
+    # not packed.
+    manifest = json.loads((photos / "manifest.json").read_text())
+    (photos / "manifest.json").write_text(json.dumps({**manifest, "version": 3}))
+    old = tmp_path / "old"
+    assert carry_pack.run(["--photos", str(photos), "--out", str(old)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "photo set version 3, not this code's" in err[0]
+    assert not old.exists()
     with pytest.raises(SystemExit):
         carry_pack.run([])

@@ -3,12 +3,16 @@ whole, with the peers' published row beside ours."""
 
 import io
 import json
+import shutil
 
+import ml_collections
 import numpy as np
 from PIL import Image
 
-from jaxrestore import metrics
+from jaxrestore import export, metrics
+from jaxrestore.data import assemble
 from jaxrestore.evaluation import benchmark
+from jaxrestore.inference import loader
 
 
 def test_benchmark_scores_the_restore_path_on_colour_and_grey(tmp_path, photo, capsys):
@@ -48,3 +52,45 @@ def test_benchmark_scores_the_restore_path_on_colour_and_grey(tmp_path, photo, c
         assert benchmark.run(bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_images_the_weights_saw_get_a_table_without_them(tmp_path, photo, capsys):
+    live1 = tmp_path / "live1"
+    live1.mkdir()
+    Image.fromarray(photo[:160, :224]).save(live1 / "a.bmp")
+    Image.fromarray(photo[140:300, 200:424]).save(live1 / "b.bmp")
+    # The packaged weights, told that they trained on b (as a renamed copy would be).
+    weights = tmp_path / "weights"
+    shutil.copytree(loader.resolve("ssim"), weights)
+    info = json.loads((weights / "model.json").read_text())
+    with Image.open(live1 / "b.bmp") as image:
+        code = f"{assemble.difference_hash(image):032x}"
+    info["evaluation_overlap"] = [{"image": "LIVE1 b", "dhash": code, "trained_as": "x.png"}]
+    (weights / "model.json").write_text(json.dumps(info))
+    out = tmp_path / "bench.json"
+    args = ["--live1", str(live1), "--sets", "live1", "--qualities", "10"]
+    assert benchmark.run([*args, "--checkpoint", str(weights), "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    result = json.loads(out.read_text())["results"][0]
+    assert result["trained_on"] == ["b.bmp"]
+    row = result["rows"][0]
+    a, b = row["images"]
+    assert (a["trained_on"], b["trained_on"]) == (False, True)
+    # Over the unseen images: a's numbers alone; over all: the mean of both.
+    assert row["unseen"]["restored"]["psnr"] == a["restored"]["psnr"]
+    both = (a["restored"]["psnr"] + b["restored"]["psnr"]) / 2
+    assert abs(row["restored"]["psnr"] - both) < 1e-9
+    gain = a["restored"]["psnr"] - a["jpeg"]["psnr"]
+    assert f"1 of these 2 images (b.bmp) were in {weights}'s training data" in table
+    assert f"| 10 | {a['jpeg']['psnr']:.2f} / " in table and f"| {gain:+.2f} |" in table
+    # A fine-tune started from such weights inherits the record in its export.
+    config = ml_collections.ConfigDict({"init_from": str(weights)})
+    assert export.inherited_overlap(config) == info["evaluation_overlap"]
+    assert export.inherited_overlap(ml_collections.ConfigDict({"init_from": ""})) == []
+    # The packaged weights say what they saw.
+    packaged = json.loads((loader.resolve("ssim") / "model.json").read_text())
+    assert [e["image"] for e in packaged["evaluation_overlap"]] == [
+        "LIVE1 parrots",
+        "LIVE1 monarch",
+        "Classic5 barbara",
+    ]
