@@ -11,8 +11,8 @@ training videos (box and cup are camera footage; Megamind is CG animation). A ne
 photo whose perceptual hash matches an earlier one (a held-out photo above all)
 is dropped. Version 4 leaves out the images of evaluation sets that the sources
 ship (`photo_packages.EVALUATION_IMAGES`) and any photo or frame whose perceptual
-hash matches an image of an evaluation set in the cache (`EVALUATION_SETS`:
-~/.cache/jaxrestore/live1, classic5); the manifest lists them under
+hash matches an image of an evaluation set in the cache (~/.cache/jaxrestore/
+live1, classic5 and the detection set); the manifest lists them under
 `evaluation_excluded`. Every image is scaled down by an integer factor (`scale_factor`): at
 least 2× for JPEG sources, and enough that the longer side is ≤ `MAX_SIDE`.
 
@@ -66,8 +66,11 @@ VIDEOS = (
     ("examples/data/vtest.avi", "vtest", "heldout"),
 )
 # Folders beside the photo set (in the cache) that hold evaluation images: a source photo
-# or frame that matches one of them is left out.
+# or frame that matches one of them is left out. The standard benchmarks, and this
+# project's object-rich detection set (`detection_set`, built to avoid the training
+# photos; this keeps a later training source from meeting one of its images).
 EVALUATION_SETS = ("live1", "classic5")
+OWN_EVALUATION_SETS = ("detection",)
 MIN_SIDE = 160  # smaller images cannot give a 128² patch with room to move
 ORIGIN = ("package", "version", "package_path", "licence", "source_sha256")  # of every entry
 HELD_OUT_RULE = (
@@ -346,7 +349,8 @@ def assemble(out_dir: Path, cache_dir: Path | None = None) -> dict:
         prepared = [e for e in pool.map(lambda c: _prepare(c, staging), found) if e]
     videos, frames = _video_entries(cache, staging)
     roots = {out_dir.parent, sources.default_data_dir().parent}
-    folders = {root / name for root in roots for name in EVALUATION_SETS}
+    names = EVALUATION_SETS + OWN_EVALUATION_SETS
+    folders = {root / name for root in roots for name in names}
     evaluation = evaluation_hashes(sorted(folders))
     clean, lookalikes = drop_evaluation_lookalikes(prepared + frames, evaluation)
     for entry in lookalikes:

@@ -215,7 +215,8 @@ def markdown(results: list[dict], label: str) -> str:
                 "\n".join(
                     [
                         f"{len(seen)} of these {result['count']} images ({', '.join(seen)}) "
-                        f"were in {label}'s training data; over the other {unseen}:\n",
+                        f"{'was' if len(seen) == 1 else 'were'} in {label}'s training data; "
+                        f"over the other {unseen}:\n",
                         "| QF | JPEG | restored | PSNR gain |",
                         "|---|---|---|---|",
                         *_score_rows(result["rows"], lambda row: row["unseen"]),

@@ -81,7 +81,7 @@ def test_images_the_weights_saw_get_a_table_without_them(tmp_path, photo, capsys
     both = (a["restored"]["psnr"] + b["restored"]["psnr"]) / 2
     assert abs(row["restored"]["psnr"] - both) < 1e-9
     gain = a["restored"]["psnr"] - a["jpeg"]["psnr"]
-    assert f"1 of these 2 images (b.bmp) were in {weights}'s training data" in table
+    assert f"1 of these 2 images (b.bmp) was in {weights}'s training data" in table
     assert f"| 10 | {a['jpeg']['psnr']:.2f} / " in table and f"| {gain:+.2f} |" in table
     # A fine-tune started from such weights inherits the record in its export.
     config = ml_collections.ConfigDict({"init_from": str(weights)})
