@@ -14,7 +14,10 @@ that fits a byte budget:
 - training images are re-encoded as JPEG with 4:4:4 chroma at the highest
   quality (at most 98, at least 90) at which the whole pack fits. The training
   QFs go up to 95, so targets are cleaner than any input at or below QF 90;
-  quality 96–98 leaves a 44–48 dB error, far under the degradations trained on;
+  quality 96–98 leaves a 44–48 dB error, far under the degradations trained on.
+  When not all fit even at 90, as many as fit there, in a fixed order across
+  every source (the 573 of assembly version 4 take 48 MiB at 90: with a 19 MiB
+  export committed beside the code, about 60 % of them travel);
 - video clips are left out: the `*_clip` degradations need `--videos` from
   elsewhere (single-frame H.264/MPEG-2 degradations work on the photos).
 
@@ -41,9 +44,21 @@ QUALITIES = (98, 97, 96, 95, 94, 93, 92, 91, 90)
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality, subsampling=0, optimize=True)
-    return buffer.getvalue()
+    """4:4:4 JPEG at `quality`, Huffman tables optimised where Pillow can: it gives
+    libjpeg one buffer of width × height bytes (twice that from quality 95, at least
+    64 KiB) for an optimised file, which a finely textured photo at these qualities
+    outgrows ("Suspension not allowed here"); that photo keeps the standard tables."""
+    plain = io.BytesIO()
+    image.save(plain, "JPEG", quality=quality, subsampling=0)
+    room = max(2**16, image.width * image.height * (2 if quality >= 95 else 1))
+    if plain.tell() > room * 0.9:
+        return plain.getvalue()
+    optimised = io.BytesIO()
+    try:
+        image.save(optimised, "JPEG", quality=quality, subsampling=0, optimize=True)
+    except OSError:
+        return plain.getvalue()
+    return optimised.getvalue()
 
 
 def _png(image: Image.Image) -> bytes:
@@ -56,7 +71,10 @@ def plan(
     photos: Path, budget: int, heldout_count: int | None = None
 ) -> tuple[dict, dict[str, bytes]]:
     """(manifest, {relative path: bytes}) of the pack that fits `budget` bytes, with
-    the first `heldout_count` held-out images (None: all)."""
+    the first `heldout_count` held-out images (None: all). Training images take the
+    highest quality of QUALITIES at which all fit; when none does, as many as fit at
+    the lowest, in a fixed order (sha256 of the file name: every source in
+    proportion), which the manifest records (`packed_from.training_images`)."""
     manifest = json.loads((photos / "manifest.json").read_text())
     entries = manifest["images"]
     held, train = [], []
@@ -82,10 +100,22 @@ def plan(
         if total <= budget:
             break
     else:
-        raise ValueError(
-            f"{photos}: {len(train)} training images do not fit {budget / 2**20:.0f} MiB "
-            f"even at JPEG {QUALITIES[-1]} ({total / 2**20:.1f} MiB); raise --budget-mb"
-        )
+        order = sorted(range(len(train)), key=lambda i: hashlib.sha256(_stem(train[i])).digest())
+        kept, used = [], fixed
+        for i in order:
+            if used + len(encoded[i]) > budget:
+                break
+            kept.append(i)
+            used += len(encoded[i])
+        if not kept:
+            raise ValueError(
+                f"{photos}: {len(train)} training images do not fit "
+                f"{budget / 2**20:.0f} MiB even at JPEG {QUALITIES[-1]} "
+                f"({total / 2**20:.1f} MiB); raise --budget-mb"
+            )
+        chosen = sorted(kept)
+        pictures = [pictures[i] for i in chosen]
+        encoded = [encoded[i] for i in chosen]
     for (entry, _), data in zip(pictures, encoded):
         name = f"images/{Path(entry['file']).stem}.jpg"
         packed[name] = data
@@ -102,9 +132,14 @@ def plan(
     out["packed_from"] = {
         "manifest_version": manifest.get("version"),
         "training_jpeg_quality": quality,
+        "training_images": {"packed": len(pictures), "of": len(train)},
         "videos": "left out",
     }
     return out, packed
+
+
+def _stem(entry: dict) -> bytes:
+    return Path(entry["file"]).stem.encode()
 
 
 def write(out: Path, manifest: dict, packed: dict[str, bytes]) -> None:
@@ -154,8 +189,10 @@ def run(argv: list[str] | None = None) -> int:
     size = sum(map(len, packed.values())) / 2**20
     counts = {s: sum(e["split"] == s for e in manifest["images"]) for s in ("train", "heldout")}
     quality = manifest["packed_from"]["training_jpeg_quality"]
+    of = manifest["packed_from"]["training_images"]["of"]
+    some = f" of {of}" if of != counts["train"] else ""
     print(
-        f"packed {counts['train']} training images (JPEG {quality}, 4:4:4) and "
+        f"packed {counts['train']}{some} training images (JPEG {quality}, 4:4:4) and "
         f"{counts['heldout']} held-out (PNG), {size:.1f} MiB, into {files.shown(Path(args.out))}",
         file=sys.stderr,
     )

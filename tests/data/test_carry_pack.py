@@ -1,6 +1,7 @@
 """The carry pack: the photo set re-encoded to fit a byte budget, same splits and
 provenance, and a run trains from it as from the photo set."""
 
+import io
 import json
 
 import numpy as np
@@ -45,6 +46,7 @@ def test_the_pack_fits_its_budget_and_keeps_splits_and_provenance(tmp_path, phot
     manifest = json.loads((out / "manifest.json").read_text())
     quality = manifest["packed_from"]["training_jpeg_quality"]
     assert 90 <= quality < 98
+    assert manifest["packed_from"]["training_images"] == {"packed": 6, "of": 6}
     size = sum(p.stat().st_size for p in (out / "images").iterdir())
     assert size <= budget
     assert "videos" not in manifest and manifest["packed_from"]["videos"] == "left out"
@@ -63,6 +65,33 @@ def test_the_pack_fits_its_budget_and_keeps_splits_and_provenance(tmp_path, phot
                 original = np.asarray(Image.open(photos / f"images/{path.stem}.png"), float)
                 assert np.abs(np.asarray(image, float) - original).mean() < 2.5
         assert entry["package"] == "test:embedded"  # provenance carried over
+
+    # A budget that not all training images fit even at the lowest quality: as many
+    # as fit there, the same ones each time, recorded in the manifest.
+    _, everything = carry_pack.plan(photos, 2**30)
+    held = sum(len(d) for n, d in everything.items() if n.endswith(".png"))
+    at_90 = [
+        len(carry_pack._jpeg(Image.open(photos / f"images/p{i}.png").convert("RGB"), 90))
+        for i in range(6)
+    ]
+    budget = held + sum(sorted(at_90)[:3]) + min(at_90) // 2  # room for 3 or 4 of 6
+    for attempt in ("part", "part-again"):
+        status = carry_pack.run(
+            ["--photos", str(photos), "--out", str(tmp_path / attempt)]
+            + ["--budget-mb", str(budget / 2**20)]
+        )
+        assert status == 0
+    part = json.loads((tmp_path / "part/manifest.json").read_text())
+    again = json.loads((tmp_path / "part-again/manifest.json").read_text())
+    assert part["packed_from"]["training_jpeg_quality"] == 90
+    packed = part["packed_from"]["training_images"]
+    assert packed["of"] == 6 and 3 <= packed["packed"] < 6
+    trained = [e["file"] for e in part["images"] if e["split"] == "train"]
+    assert len(trained) == packed["packed"] and trained == [
+        e["file"] for e in again["images"] if e["split"] == "train"
+    ]
+    assert sum(p.stat().st_size for p in (tmp_path / "part/images").iterdir()) <= budget
+    assert f"packed {packed['packed']} of 6 training images" in capsys.readouterr().err
 
     # Fewer held-out images on request; an existing OUT and an impossible budget are
     # refused in one line, with nothing written.
@@ -90,3 +119,22 @@ def test_the_pack_fits_its_budget_and_keeps_splits_and_provenance(tmp_path, phot
     assert not old.exists()
     with pytest.raises(SystemExit):
         carry_pack.run([])
+
+
+def test_a_photo_too_detailed_for_an_optimised_jpeg_is_still_packed():
+    # Noise at 4:4:4 needs more than the one byte per pixel (two from quality 95) that
+    # Pillow gives an optimised JPEG; such a photo gets the standard Huffman tables.
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    for quality in (98, 94, 90):
+        data = carry_pack._jpeg(Image.fromarray(noise), quality)
+        assert len(data) > 256 * 256  # over the one byte per pixel
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "JPEG" and image.layer[0][1:3] == (1, 1)
+            error = np.abs(np.asarray(image, float) - noise).mean()
+            assert error < {98: 4, 94: 8, 90: 12}[quality], (quality, error)
+    # An ordinary photo still gets the optimised, smaller file.
+    smooth = Image.fromarray(noise).resize((32, 32)).resize((256, 256), Image.Resampling.BICUBIC)
+    optimised = carry_pack._jpeg(smooth, 94)
+    plain = io.BytesIO()
+    smooth.save(plain, "JPEG", quality=94, subsampling=0)
+    assert len(optimised) < len(plain.getvalue())
