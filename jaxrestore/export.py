@@ -27,7 +27,6 @@ in the file's metadata), for onnxruntime, TensorRT, vs-mlrt or chaiNNer.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
         "batch_size": int(config.batch_size),
         "evaluation": evaluation,
     }
-    overlap = inherited_overlap(config)
+    overlap = workdir.read_overlap(run) or inherited_overlap(config)
     if overlap:
         info["evaluation_overlap"] = overlap
     loader.write_export(out, params, info)
@@ -69,17 +68,19 @@ def export(run: str | Path, out: str | Path, step: int | None = None) -> dict:
 
 
 def inherited_overlap(config) -> list[dict]:
-    """The evaluation-set images that the export a run started from (`init_from`) was
-    trained on (its model.json's `evaluation_overlap`): a fine-tune has seen them too,
-    and the benchmark reports its rows without them as well."""
+    """The evaluation-set images that the weights a run started from (`init_from`)
+    were trained on: a fine-tune has seen them too, and the benchmark reports its rows
+    without them as well. The run's own record (`workdir.OVERLAP_FILE`, written when it
+    started) comes first; this reads `init_from` again for runs older than that record,
+    and warns when it cannot."""
     start = config.get("init_from", "")
     if not start:
         return []
-    try:
-        info = json.loads((loader.resolve(start) / "model.json").read_text())
-    except (OSError, ValueError):
-        return []  # a training workdir, or gone: nothing recorded
-    return list(info.get("evaluation_overlap", []))
+    source = loader.resolve(start)
+    if not source.exists():
+        logging.warning("init_from=%s is not here: its evaluation_overlap is not carried", start)
+        return []
+    return workdir.read_overlap(source)
 
 
 def export_onnx(source: str | Path, out: str | Path, quality: float | None = None) -> int:

@@ -71,6 +71,7 @@ VIDEOS = (
 # photos; this keeps a later training source from meeting one of its images).
 EVALUATION_SETS = ("live1", "classic5")
 OWN_EVALUATION_SETS = ("detection",)
+DEFAULT_CACHE = Path.home() / ".cache" / "jaxrestore"  # where the benchmark looks
 MIN_SIDE = 160  # smaller images cannot give a 128² patch with room to move
 ORIGIN = ("package", "version", "package_path", "licence", "source_sha256")  # of every entry
 HELD_OUT_RULE = (
@@ -78,7 +79,8 @@ HELD_OUT_RULE = (
     "sources added in version 3 and video frames: train only, and dropped when they "
     f"duplicate an earlier photo (difference hash within {DUPLICATE_BITS} bits); from "
     "version 4, no image of an evaluation set (photo_packages.EVALUATION_IMAGES, or "
-    f"within {DUPLICATE_BITS} bits of an image in the cache's {', '.join(EVALUATION_SETS)})"
+    f"within {DUPLICATE_BITS} bits of an image in the cache's "
+    f"{', '.join(EVALUATION_SETS + OWN_EVALUATION_SETS)})"
 )
 
 
@@ -217,15 +219,23 @@ def exclude_listed(found: list[Candidate]) -> tuple[list[Candidate], list[dict]]
 
 
 def evaluation_hashes(folders) -> list[tuple[int, Path]]:
-    """(difference hash, path) of every image below each existing folder of `folders`."""
+    """(difference hash, path) of every image file below each existing folder of
+    `folders`; a file with an image suffix that is not one is a RuntimeError naming it."""
     found = []
     for folder in folders:
         if not Path(folder).is_dir():
             continue
         for path in sorted(Path(folder).rglob("*")):
-            if path.suffix.lower() in (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"):
-                with Image.open(path) as image:
-                    found.append((difference_hash(image), path))
+            suffix = path.suffix.lower()
+            if path.is_file() and suffix in (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"):
+                try:
+                    with Image.open(path) as image:
+                        found.append((difference_hash(image), path))
+                except (OSError, ValueError) as error:
+                    raise RuntimeError(
+                        f"{path}: not a readable image ({error}); the assembler checks "
+                        "every image of the evaluation sets in the cache"
+                    ) from None
     return found
 
 
@@ -343,15 +353,23 @@ def assemble(out_dir: Path, cache_dir: Path | None = None) -> dict:
     cache = cache_dir or out_dir.parent / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
     found, listed = exclude_listed(photo_packages.candidates(cache))
+    roots = {out_dir.parent, sources.default_data_dir().parent, DEFAULT_CACHE}
+    names = EVALUATION_SETS + OWN_EVALUATION_SETS
+    folders = {root / name for root in roots for name in names}
+    evaluation = evaluation_hashes(sorted(folders))  # first: an unreadable one stops here
     staging = Path(tempfile.mkdtemp(prefix=".assemble-", dir=out_dir.parent))
+    try:
+        return _build(out_dir, cache, staging, found, listed, folders, evaluation)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when it became out_dir
+
+
+def _build(out_dir, cache, staging, found, listed, folders, evaluation) -> dict:
+    """`assemble`'s work in `staging`, renamed to `out_dir` at the end."""
     (staging / "images").mkdir()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         prepared = [e for e in pool.map(lambda c: _prepare(c, staging), found) if e]
     videos, frames = _video_entries(cache, staging)
-    roots = {out_dir.parent, sources.default_data_dir().parent}
-    names = EVALUATION_SETS + OWN_EVALUATION_SETS
-    folders = {root / name for root in roots for name in names}
-    evaluation = evaluation_hashes(sorted(folders))
     clean, lookalikes = drop_evaluation_lookalikes(prepared + frames, evaluation)
     for entry in lookalikes:
         (staging / "images" / f"{entry['name']}.png").unlink()

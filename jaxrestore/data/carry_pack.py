@@ -15,9 +15,10 @@ that fits a byte budget:
   quality (at most 98, at least 90) at which the whole pack fits. The training
   QFs go up to 95, so targets are cleaner than any input at or below QF 90;
   quality 96–98 leaves a 44–48 dB error, far under the degradations trained on.
-  When not all fit even at 90, as many as fit there, in a fixed order across
-  every source (the 573 of assembly version 4 take 48 MiB at 90: with a 19 MiB
-  export committed beside the code, about 60 % of them travel);
+  When not all fit even at 90, as many as fit there, taken from every source in
+  proportion, in a fixed order (assembly version 4: 573 training images are
+  44.8 MiB at 90, the pack 47.8 MiB with 8 held-out PNGs; with a 19 MiB export
+  committed beside the code, 338 of them travel);
 - video clips are left out: the `*_clip` degradations need `--videos` from
   elsewhere (single-frame H.264/MPEG-2 degradations work on the photos).
 
@@ -73,8 +74,8 @@ def plan(
     """(manifest, {relative path: bytes}) of the pack that fits `budget` bytes, with
     the first `heldout_count` held-out images (None: all). Training images take the
     highest quality of QUALITIES at which all fit; when none does, as many as fit at
-    the lowest, in a fixed order (sha256 of the file name: every source in
-    proportion), which the manifest records (`packed_from.training_images`)."""
+    the lowest, in `_proportional_order` (the manifest records how many:
+    `packed_from.training_images`)."""
     manifest = json.loads((photos / "manifest.json").read_text())
     entries = manifest["images"]
     held, train = [], []
@@ -100,13 +101,11 @@ def plan(
         if total <= budget:
             break
     else:
-        order = sorted(range(len(train)), key=lambda i: hashlib.sha256(_stem(train[i])).digest())
         kept, used = [], fixed
-        for i in order:
-            if used + len(encoded[i]) > budget:
-                break
-            kept.append(i)
-            used += len(encoded[i])
+        for i in _proportional_order(train):
+            if used + len(encoded[i]) <= budget:
+                kept.append(i)
+                used += len(encoded[i])
         if not kept:
             raise ValueError(
                 f"{photos}: {len(train)} training images do not fit "
@@ -129,6 +128,11 @@ def plan(
         )
     out = {key: value for key, value in manifest.items() if key not in ("images", "videos")}
     out["images"] = out_entries
+    out["counts"] = {
+        "total": len(out_entries),
+        "train": len(pictures),
+        "heldout": len(held),
+    }
     out["packed_from"] = {
         "manifest_version": manifest.get("version"),
         "training_jpeg_quality": quality,
@@ -138,8 +142,18 @@ def plan(
     return out, packed
 
 
-def _stem(entry: dict) -> bytes:
-    return Path(entry["file"]).stem.encode()
+def _proportional_order(entries: list[dict]) -> list[int]:
+    """Indices of `entries` in the order a partial pack takes them: within each source
+    package by sha256 of the file name, the packages interleaved by the fraction of
+    each already taken, so any prefix holds every package in proportion."""
+    groups: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        groups.setdefault(entry.get("package", ""), []).append(i)
+    keyed = []
+    for members in groups.values():
+        members.sort(key=lambda i: hashlib.sha256(Path(entries[i]["file"]).stem.encode()).digest())
+        keyed += [((rank + 0.5) / len(members), i) for rank, i in enumerate(members)]
+    return [i for _, i in sorted(keyed)]
 
 
 def write(out: Path, manifest: dict, packed: dict[str, bytes]) -> None:

@@ -170,7 +170,7 @@ EVALUATION_IMAGES = {
 _KRANK = tuple(f"level-{i:02d}.jpg" for i in range(1, 31)) + ("bonus-01.jpg",)
 _KRANK += tuple(f"menu{n}.jpg" for n in ("", "-credits", "-levels", "-play", "-scores"))
 _KRANK += ("menu-scores2.jpg", "menu-scores3.jpg", "menu-screen.jpg", "menu-sounds.jpg")
-_TUXPAINT = ("burnt_bark", "cliff", "corn_maze", "jellyfish", "lighthouse", "mossy_bark")
+_TUXPAINT = ("burnt_bark", "cliff", "corn_maze", "jellyfish", "lighthouse")
 _TUXPAINT += ("mossy_log", "mudstone", "ocean_splash", "ocean_waves", "redwoods_above", "rocks")
 _TUXPAINT += ("sheep", "spiders_web", "sun_behind_clouds", "sun_behind_leaves", "trees_above")
 _TUXPAINT += ("trees_at_dusk", "wool_mill_machine")
@@ -179,10 +179,11 @@ _KPHOTOALBUM += ("grand_canyon_1", "grand_canyon_2", "grand_canyon_3", "jesper",
 _KPHOTOALBUM += ("new_wave_1", "new_wave_2", "pool", "pool_2", "skagen", "skagen_2", "snow")
 _KPHOTOALBUM += ("spiff", "spiff_2", "sunset", "wayne")
 # Added in version 4, train only. Looked at and left out: krank's menu-scores1 (=
-# bonus-01), Tux Paint's small skyline starter, KPhotoAlbum's qt-logo, Palapeli's GFDL
-# puzzles (castle, chameleon), Colorbox's near-gray marylou and ohoopee2, libsixel's
-# low-quality egret and its gray/palette variants of the snake, and the packages a
-# survey found only renders, drawings, textures or unclear sources in.
+# bonus-01), Tux Paint's small skyline starter and near-gray mossy_bark, KPhotoAlbum's
+# qt-logo, Palapeli's GFDL puzzles (castle, chameleon), Colorbox's near-gray marylou
+# and ohoopee2, libsixel's low-quality egret and its gray/palette variants of the
+# snake, and the packages a survey found only renders, drawings, textures or unclear
+# sources in.
 PHOTO_PACKAGES_V4 = (
     PhotoPackage(
         "krank",

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from absl import logging
 
 from jaxrestore.errors import reason
 from jaxrestore.media.image import IMAGE_SUFFIXES, ImageError, as_rgb8, read_image
@@ -173,6 +174,16 @@ def resolve_photo_set(root: Path) -> dict[str, ImageSet]:
             f"{manifest_path}: no assembled photo set; run `python -m jaxrestore.data.assemble`"
         )
     manifest = json.loads(manifest_path.read_text())
+    from jaxrestore.data import assemble  # (it imports this module)
+
+    if manifest.get("version", 0) < assemble.ASSEMBLY_VERSION:
+        logging.warning(
+            "%s: photo set version %s, older than %d (versions 2 and 3 held LIVE1 and "
+            "Classic5 images); assemble it again: python -m jaxrestore.data.assemble",
+            root,
+            manifest.get("version"),
+            assemble.ASSEMBLY_VERSION,
+        )
     splits: dict[str, list[str]] = {"train": [], "heldout": []}
     for entry in manifest["images"]:
         splits[entry["split"]].append(str(root / entry["file"]))

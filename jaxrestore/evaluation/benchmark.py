@@ -209,7 +209,12 @@ def markdown(results: list[dict], label: str) -> str:
         )
         blocks.append("\n".join([header, *_score_rows(result["rows"], lambda row: row)]))
         seen = result.get("trained_on", [])
-        if seen and all("unseen" in row for row in result["rows"]):
+        if seen and len(seen) == result["count"]:
+            blocks.append(
+                f"All {len(seen)} of these images were in {label}'s training data: "
+                "no row over unseen images."
+            )
+        elif seen:
             unseen = result["count"] - len(seen)
             blocks.append(
                 "\n".join(

@@ -158,6 +158,8 @@ def _train(config: ml_collections.ConfigDict, workdir, signals: StopSignals) -> 
         params = loader.load_params_like(config.init_from, stage.kind, model_state.params)
         state = stage.with_model(state, state_lib.with_params(model_state, params))
         _log(is_chief, f"{stage.kind} initialised from {config.init_from}")
+        if is_chief:
+            workdir_lib.record_overlap(workdir, loader.resolve(config.init_from))
     metrics_log = workdir_lib.MetricsLog(workdir, start_step, is_chief)
     event_log = events.EventLog(workdir, start_step, is_chief)
     evaluator = stage.make_evaluator(config, splits["heldout"], stage.model_state(state).apply_fn)

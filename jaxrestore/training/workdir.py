@@ -119,6 +119,30 @@ def write_eval(workdir: epath.Path, step: int, per_image: dict) -> None:
     write_text_atomic(workdir / "eval" / f"step_{step}.json", json.dumps(per_image, indent=1))
 
 
+OVERLAP_FILE = "evaluation_overlap.json"
+
+
+def read_overlap(source) -> list[dict]:
+    """The evaluation-set images the weights at `source` were trained on: an export's
+    model.json `evaluation_overlap`, or a training workdir's OVERLAP_FILE (written when
+    it started from such weights); [] when neither records any."""
+    source = epath.Path(source)
+    for name in ("model.json", OVERLAP_FILE):
+        path = source / name
+        if path.exists():
+            return list(json.loads(path.read_text()).get("evaluation_overlap", []))
+    return []
+
+
+def record_overlap(workdir: epath.Path, init_from) -> None:
+    """WORKDIR/OVERLAP_FILE: what the weights a run starts from (`init_from`, resolved)
+    had trained on, so that its exports and its fine-tunes carry the record on."""
+    overlap = read_overlap(init_from)
+    if overlap:
+        record = {"init_from": str(init_from), "evaluation_overlap": overlap}
+        (epath.Path(workdir) / OVERLAP_FILE).write_text(json.dumps(record, indent=1))
+
+
 def record_data_shard(workdir: epath.Path, source: str, num_images: int, indices: list[int]):
     """WORKDIR/data_shards/process_I-of-N.json: the training images this process reads."""
     index, count = jax.process_index(), jax.process_count()

@@ -30,12 +30,16 @@ python=${PYTHON:-python}
 grep -qxF '/.carry/' .git/info/exclude 2>/dev/null || echo '/.carry/' >>.git/info/exclude
 mkdir -p .carry
 # A pack of an older photo set (version 3 still held evaluation images) is packed again.
-if [ -d .carry/photos ] && ! "$python" -c 'import json, sys
-from jaxrestore.data import assemble
-sys.exit(json.load(open(".carry/photos/manifest.json")).get("version") != assemble.ASSEMBLY_VERSION)
-' 2>/dev/null; then
-  echo "prepare: .carry/photos is of an older photo set; packing it again" >&2
-  rm -rf .carry/photos
+if [ -d .carry/photos ]; then
+  want=$(sed -n 's/^ASSEMBLY_VERSION = \([0-9][0-9]*\).*/\1/p' jaxrestore/data/assemble.py)
+  have=none
+  if [ -f .carry/photos/manifest.json ]; then
+    have=$(python3 -c 'import json; print(json.load(open(".carry/photos/manifest.json"))["version"])')
+  fi
+  if [ "$have" != "$want" ]; then
+    echo "prepare: .carry/photos is of photo set version $have, not $want; packing it again" >&2
+    rm -rf .carry/photos
+  fi
 fi
 if [ ! -d .carry/photos ]; then
   "$python" -m jaxrestore.data.carry_pack --out .carry/photos --budget-mb "$budget" \

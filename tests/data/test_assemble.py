@@ -61,7 +61,7 @@ def test_curated_sources_are_unique_images():
     ]
     assert len(names) == len(set(names))
     files = [f for source in curated for f in source.files]
-    assert len(files) == 86 + 95  # version 3's picks (less the mandrill) and version 4's
+    assert len(files) == 86 + 94  # version 3's picks (less the mandrill) and version 4's
     suffixes = {f.rsplit(".", 1)[-1].lower() for f in files}
     assert suffixes <= {"jpg", "png"}
     assert {s.added_in for s in photo_packages.PHOTO_PACKAGES} == {3}

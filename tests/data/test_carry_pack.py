@@ -85,7 +85,7 @@ def test_the_pack_fits_its_budget_and_keeps_splits_and_provenance(tmp_path, phot
     again = json.loads((tmp_path / "part-again/manifest.json").read_text())
     assert part["packed_from"]["training_jpeg_quality"] == 90
     packed = part["packed_from"]["training_images"]
-    assert packed["of"] == 6 and 3 <= packed["packed"] < 6
+    assert packed["of"] == 6 and 1 <= packed["packed"] < 6
     trained = [e["file"] for e in part["images"] if e["split"] == "train"]
     assert len(trained) == packed["packed"] and trained == [
         e["file"] for e in again["images"] if e["split"] == "train"
@@ -138,3 +138,16 @@ def test_a_photo_too_detailed_for_an_optimised_jpeg_is_still_packed():
     plain = io.BytesIO()
     smooth.save(plain, "JPEG", quality=94, subsampling=0)
     assert len(optimised) < len(plain.getvalue())
+
+
+def test_a_partial_pack_takes_every_source_in_proportion():
+    entries = [{"file": f"images/a{i}.png", "package": "a"} for i in range(8)]
+    entries += [{"file": f"images/b{i}.png", "package": "b"} for i in range(4)]
+    entries += [{"file": "images/c0.png", "package": "c"}]
+    order = carry_pack._proportional_order(entries)
+    assert sorted(order) == list(range(13))
+    for n in (3, 6, 12):
+        taken = [entries[i]["package"] for i in order[:n]]
+        share = {p: taken.count(p) / n for p in "abc"}
+        assert abs(share["a"] - 8 / 13) <= 1.5 / n and abs(share["b"] - 4 / 13) <= 1.5 / n
+    assert order == carry_pack._proportional_order(entries)  # a fixed order

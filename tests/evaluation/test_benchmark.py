@@ -13,6 +13,7 @@ from jaxrestore import export, metrics
 from jaxrestore.data import assemble
 from jaxrestore.evaluation import benchmark
 from jaxrestore.inference import loader
+from jaxrestore.training import workdir
 
 
 def test_benchmark_scores_the_restore_path_on_colour_and_grey(tmp_path, photo, capsys):
@@ -94,3 +95,23 @@ def test_images_the_weights_saw_get_a_table_without_them(tmp_path, photo, capsys
         "LIVE1 monarch",
         "Classic5 barbara",
     ]
+
+
+def test_the_record_of_seen_images_follows_fine_tunes_and_is_said_when_total(tmp_path):
+    record = [{"image": "LIVE1 b", "dhash": "0" * 32, "trained_as": "x.png"}]
+    export_dir, first, second = tmp_path / "export", tmp_path / "run1", tmp_path / "run2"
+    for folder in (export_dir, first, second):
+        folder.mkdir()
+    (export_dir / "model.json").write_text(json.dumps({"evaluation_overlap": record}))
+    # A run started from the export records it; a run started from that run, too.
+    workdir.record_overlap(first, export_dir)
+    workdir.record_overlap(second, first)
+    assert workdir.read_overlap(first) == workdir.read_overlap(second) == record
+    workdir.record_overlap(tmp_path / "export", tmp_path / "nothing-here")  # no record: no file
+    assert workdir.read_overlap(tmp_path / "nothing-here") == []
+    # Every image seen: said in one line instead of an empty table.
+    means = {k: {s: 1.0 for s in benchmark.SCORES} for k in ("jpeg", "restored")}
+    result = {"set": "Classic5", "grey": True, "count": 2, "trained_on": ["1.bmp", "2.bmp"]}
+    result["rows"] = [{"quality": 10, **means}]
+    table = benchmark.markdown([result], "gan")
+    assert "All 2 of these images were in gan's training data: no row over unseen" in table
