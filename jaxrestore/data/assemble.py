@@ -117,6 +117,14 @@ def hash_distance(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
+def same_photo(code: int, known):
+    """The label of the first (difference hash, label) pair of `known` within
+    DUPLICATE_BITS of `code` (the same photo, rescaled or re-encoded), or None."""
+    return next(
+        (what for other, what in known if hash_distance(code, other) <= DUPLICATE_BITS), None
+    )
+
+
 def split_of(candidate: Candidate) -> str:
     """Sources added in version 3 are train only; the version-2 ones keep their split."""
     if candidate.train_only:
@@ -246,11 +254,7 @@ def drop_evaluation_lookalikes(
     evaluation image's, a record of the others and what each matches)."""
     kept, excluded = [], []
     for entry in entries:
-        code = int(entry["dhash"], 16)
-        match = next(
-            (path for other, path in evaluation if hash_distance(code, other) <= DUPLICATE_BITS),
-            None,
-        )
+        match = same_photo(int(entry["dhash"], 16), evaluation)
         if match is None:
             kept.append(entry)
             continue

@@ -258,10 +258,8 @@ class Forbidden:
         for digest in (source_sha256, png_sha256):
             if digest in self.sha256:
                 return f"sha256 {digest[:12]} is a training file"
-        for other, what in self.hashes:
-            if assemble.hash_distance(code, other) <= assemble.DUPLICATE_BITS:
-                return f"perceptual duplicate of {what}"
-        return None
+        what = assemble.same_photo(code, self.hashes)
+        return None if what is None else f"perceptual duplicate of {what}"
 
 
 def forbidden_from(manifest: dict, evaluation_dirs: Iterable[Path] = ()) -> Forbidden:

@@ -109,12 +109,12 @@ def trained_on(files: list[Path], overlap: list[dict]) -> set[str]:
     `evaluation_overlap`)."""
     from jaxrestore.data import assemble
 
-    codes = [int(entry["dhash"], 16) for entry in overlap]
+    known = [(int(entry["dhash"], 16), entry) for entry in overlap]
     found = set()
     for path in files:
         with Image.open(path) as image:
             code = assemble.difference_hash(image)
-        if any(assemble.hash_distance(code, other) <= assemble.DUPLICATE_BITS for other in codes):
+        if assemble.same_photo(code, known) is not None:
             found.add(path.name)
     return found
 
